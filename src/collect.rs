@@ -88,12 +88,32 @@ pub async fn collect(
     observer: &dyn Observer,
     cancel: &CancellationToken,
 ) -> Vec<AccountReport> {
+    collect_with(accounts, options, observer, cancel, |account| {
+        aws::account_clients(base, account)
+    })
+    .await
+}
+
+/// [`collect`] with the clients of each account made by `clients_for`: the seam where tests put
+/// mocked clients.
+pub async fn collect_with<'a, F, Fut>(
+    accounts: &'a [Account],
+    options: &CollectOptions,
+    observer: &dyn Observer,
+    cancel: &CancellationToken,
+    clients_for: F,
+) -> Vec<AccountReport>
+where
+    F: Fn(&'a Account) -> Fut,
+    Fut: Future<Output = AccountClients>,
+{
     let slots = ResultSlots(Arc::new(Semaphore::new(options.result_slots.max(1))));
+    let clients_for = &clients_for;
     let mut reports: Vec<(usize, AccountReport)> = futures::stream::iter(accounts.iter().enumerate())
         .map(|(index, account)| {
             let slots = slots.clone();
             async move {
-                let report = collect_account(base, account, options, &slots, observer, cancel).await;
+                let report = collect_account(account, options, &slots, observer, cancel, clients_for(account)).await;
                 observer.finished(&report);
                 (index, report)
             }
@@ -106,12 +126,12 @@ pub async fn collect(
 }
 
 async fn collect_account(
-    base: &SdkConfig,
     account: &Account,
     options: &CollectOptions,
     slots: &ResultSlots,
     observer: &dyn Observer,
     cancel: &CancellationToken,
+    clients: impl Future<Output = AccountClients>,
 ) -> AccountReport {
     let mut report = AccountReport {
         account: account.id.clone(),
@@ -120,7 +140,7 @@ async fn collect_account(
         result: Err(AccountFailure::Cancelled),
     };
     let located = cancel
-        .run_until_cancelled(locate(base, account, options, &mut report))
+        .run_until_cancelled(locate(clients, account, options, &mut report))
         .await;
     let clients = match located {
         None => return report,
@@ -138,12 +158,12 @@ async fn collect_account(
 
 /// Identity, then the log group. Fills `report` as it learns things, so a failure still shows them.
 async fn locate(
-    base: &SdkConfig,
+    clients: impl Future<Output = AccountClients>,
     account: &Account,
     options: &CollectOptions,
     report: &mut AccountReport,
 ) -> Result<AccountClients, AccountFailure> {
-    let clients = aws::account_clients(base, account).await;
+    let clients = clients.await;
     report.identity = Some(aws::verify_identity(&clients.sts, &account.id).await?);
     let log_group = match &account.log_group {
         Some(group) => group.clone(),
@@ -267,7 +287,8 @@ pub async fn check(
             };
             let checked = cancel
                 .run_until_cancelled(async {
-                    let clients = locate(base, account, options, &mut report).await?;
+                    let clients = aws::account_clients(base, account);
+                    let clients = locate(clients, account, options, &mut report).await?;
                     let group = report.log_group.clone().unwrap_or_default();
                     stack::log_group_exists(&clients.logs, &group).await?;
                     Ok::<(), AccountFailure>(())
