@@ -281,8 +281,8 @@ impl AccountsFile {
 /// Parses the text of an accounts file; `path` is only used in messages.
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Account>, AccountsError> {
     let options = serde_saphyr::options! { with_snippet: false };
-    let parsed: Option<Vec<Spanned<RawEntry>>> =
-        serde_saphyr::from_str_with_options(text, options).map_err(|err| syntax_error(&err, path))?;
+    let parsed: Option<Vec<Spanned<RawEntry>>> = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|err| syntax_error(&err, path))?;
     let raw = parsed.unwrap_or_default();
     if raw.is_empty() {
         return Err(AccountsError::Empty {
@@ -322,10 +322,14 @@ fn syntax_error(err: &serde_saphyr::Error, path: &Path) -> AccountsError {
         message.truncate(cut);
     }
     if message.contains("unknown field") {
-        message.push_str(&format!("\n  the fields an entry may have are: {KNOWN_FIELDS}"));
+        message.push_str(&format!(
+            "\n  the fields an entry may have are: {KNOWN_FIELDS}"
+        ));
     }
     if message.contains("sequence") {
-        message.push_str("\n  the file must be a YAML list of entries, each starting with `- Account ID: ...`");
+        message.push_str(
+            "\n  the file must be a YAML list of entries, each starting with `- Account ID: ...`",
+        );
     }
     AccountsError::Syntax {
         path: path.to_path_buf(),
@@ -340,7 +344,9 @@ fn validate(raw: RawEntry, entry: usize, line: u64, path: &Path) -> Result<Accou
         path: path.to_path_buf(),
         line,
         entry,
-        account: account.map(|id| format!(" (account {id})")).unwrap_or_default(),
+        account: account
+            .map(|id| format!(" (account {id})"))
+            .unwrap_or_default(),
         problem,
     };
 
@@ -559,7 +565,10 @@ mod tests {
                 session_token,
             } => {
                 assert_eq!(access_key_id, "AKIAI44QH8DHBEXAMPLE");
-                assert_eq!(secret_access_key.expose(), "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY");
+                assert_eq!(
+                    secret_access_key.expose(),
+                    "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"
+                );
                 assert!(session_token.is_none());
             }
             other => panic!("unexpected {other:?}"),
@@ -577,7 +586,8 @@ mod tests {
 
     #[test]
     fn keeps_leading_zeros_of_quoted_ids_and_pads_numeric_ones() {
-        let accounts = load("- Account ID: \"012345678901\"\n- Account ID: 012345678902\n").unwrap();
+        let accounts =
+            load("- Account ID: \"012345678901\"\n- Account ID: 012345678902\n").unwrap();
         assert_eq!(accounts[0].id.as_str(), "012345678901");
         assert_eq!(accounts[1].id.as_str(), "012345678902");
     }
@@ -595,7 +605,10 @@ mod tests {
              - Account ID: '222222222222'\n  role_arn: arn:aws:iam::222222222222:role/reader\n  external_id: xid\n  profile: base\n  role_session_name: mvl\n",
         )
         .unwrap();
-        assert_eq!(accounts[0].credentials, CredentialSource::Profile("ops".into()));
+        assert_eq!(
+            accounts[0].credentials,
+            CredentialSource::Profile("ops".into())
+        );
         assert_eq!(accounts[0].region.as_deref(), Some("eu-west-1"));
         assert_eq!(accounts[0].stack_name.as_deref(), Some("s"));
         assert_eq!(accounts[0].log_group.as_deref(), Some("/g"));
@@ -643,9 +656,17 @@ mod tests {
         let msg = error("- Account ID: 'abcdefghijkl'\n");
         assert!(msg.contains("\"abcdefghijkl\""), "{msg}");
         let msg = error("- Account ID: '123456789012'\n  region: 5\n");
-        assert!(msg.contains("entry 1 (account 123456789012): field `region` must be a string"), "{msg}");
-        let msg = error("- Account ID: '123456789012'\n  aws_access_key_id: AKIDEXAMPLE\n  aws_secret_access_key: 12345\n");
-        assert!(msg.contains("`aws_secret_access_key` must be a string, got a number"), "{msg}");
+        assert!(
+            msg.contains("entry 1 (account 123456789012): field `region` must be a string"),
+            "{msg}"
+        );
+        let msg = error(
+            "- Account ID: '123456789012'\n  aws_access_key_id: AKIDEXAMPLE\n  aws_secret_access_key: 12345\n",
+        );
+        assert!(
+            msg.contains("`aws_secret_access_key` must be a string, got a number"),
+            "{msg}"
+        );
         assert!(!msg.contains("12345\n"), "{msg}");
         let msg = error("- Account ID: '123456789012'\n  region: ''\n");
         assert!(msg.contains("field `region` is empty"), "{msg}");
@@ -667,7 +688,10 @@ mod tests {
     #[test]
     fn duplicate_account_is_rejected_with_both_lines() {
         let msg = error("- Account ID: '123456789012'\n- Account ID: 123456789012\n");
-        assert!(msg.contains("account 123456789012 is listed twice (first at line 1)"), "{msg}");
+        assert!(
+            msg.contains("account 123456789012 is listed twice (first at line 1)"),
+            "{msg}"
+        );
         assert!(msg.starts_with("accounts.yaml:2:"), "{msg}");
     }
 
@@ -699,12 +723,16 @@ mod tests {
                 .contains("cannot be combined")
         );
         assert!(
-            error("- Account ID: '123456789012'\n  aws_session_token: t\n").contains("`aws_session_token` needs")
+            error("- Account ID: '123456789012'\n  aws_session_token: t\n")
+                .contains("`aws_session_token` needs")
         );
         assert!(
-            error("- Account ID: '123456789012'\n  external_id: x\n").contains("only apply with `role_arn`")
+            error("- Account ID: '123456789012'\n  external_id: x\n")
+                .contains("only apply with `role_arn`")
         );
-        assert!(error("- Account ID: '123456789012'\n  role_arn: reader\n").contains("is not an ARN"));
+        assert!(
+            error("- Account ID: '123456789012'\n  role_arn: reader\n").contains("is not an ARN")
+        );
     }
 
     #[test]

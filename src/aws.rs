@@ -16,6 +16,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::accounts::{Account, AccountId, CredentialSource};
 
@@ -102,7 +103,11 @@ pub async fn account_clients(base: &SdkConfig, account: &Account) -> AccountClie
             source_profile,
         } => {
             let mut builder = AssumeRoleProvider::builder(role_arn.clone())
-                .session_name(session_name.clone().unwrap_or_else(|| "mvl-monitor".to_string()))
+                .session_name(
+                    session_name
+                        .clone()
+                        .unwrap_or_else(|| "mvl-monitor".to_string()),
+                )
                 .configure(&config);
             if let Some(region) = config.region() {
                 builder = builder.region(region.clone());
@@ -139,7 +144,11 @@ pub async fn account_clients(base: &SdkConfig, account: &Account) -> AccountClie
 /// A named profile from the shared config and credentials files (static keys, SSO, credential_process
 /// or a role chain inside the profile), through aws-config's profile provider.
 fn profile_provider(name: &str) -> SharedCredentialsProvider {
-    SharedCredentialsProvider::new(ProfileFileCredentialsProvider::builder().profile_name(name).build())
+    SharedCredentialsProvider::new(
+        ProfileFileCredentialsProvider::builder()
+            .profile_name(name)
+            .build(),
+    )
 }
 
 /// Stands in when the default chain could not be set up at all, so the failure is reported per account.
@@ -161,6 +170,24 @@ impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
     }
 }
 
+/// A one-line account of an SDK error for people: `Code: message` for a service error (the SDK's own
+/// rendering adds a debug dump of the raw response), the cause chain for a network or credentials
+/// failure.
+pub fn error_message<E, R>(err: &aws_sdk_sts::error::SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if let Some(service) = err.as_service_error() {
+        match (service.code(), service.message()) {
+            (Some(code), Some(message)) => return format!("{code}: {message}"),
+            (Some(code), None) => return code.to_string(),
+            _ => {}
+        }
+    }
+    DisplayErrorContext(err).to_string()
+}
+
 /// Why an account's identity could not be confirmed.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -178,18 +205,25 @@ pub enum IdentityError {
 
 /// Confirms that the credentials belong to `expected`, so that one account's numbers can never be
 /// filed under another's id. Returns the caller's ARN.
-pub async fn verify_identity(sts: &aws_sdk_sts::Client, expected: &AccountId) -> Result<String, IdentityError> {
+pub async fn verify_identity(
+    sts: &aws_sdk_sts::Client,
+    expected: &AccountId,
+) -> Result<String, IdentityError> {
     let identity = sts
         .get_caller_identity()
         .send()
         .await
-        .map_err(|err| IdentityError::Call(DisplayErrorContext(&err).to_string()))?;
+        .map_err(|err| IdentityError::Call(error_message(&err)))?;
     let actual = identity.account().unwrap_or_default();
     let arn = identity.arn().unwrap_or_default().to_string();
     if actual != expected.as_str() {
         return Err(IdentityError::Mismatch {
             expected: expected.clone(),
-            actual: if actual.is_empty() { "(none returned)".into() } else { actual.to_string() },
+            actual: if actual.is_empty() {
+                "(none returned)".into()
+            } else {
+                actual.to_string()
+            },
             arn,
         });
     }

@@ -111,14 +111,19 @@ pub fn render(series: &[Series], title: &str) -> Result<Vec<u8>, ChartError> {
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
         draw(&root, series, title).map_err(|e| ChartError::Draw(e.to_string()))?;
-        root.present().map_err(|e| ChartError::Draw(e.to_string()))?;
+        root.present()
+            .map_err(|e| ChartError::Draw(e.to_string()))?;
     }
     Ok(pixels)
 }
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, series: &[Series], title: &str) -> DrawResult
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    series: &[Series],
+    title: &str,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
@@ -158,7 +163,10 @@ where
         .build_cartesian_2d(x_min..x_max, (y_min - pad)..(y_max + pad))?;
     let time_label = |x: &i64| {
         jiff::Timestamp::from_second(*x)
-            .map(|t| t.strftime(if day { "%m-%d %H:%M" } else { "%H:%M" }).to_string())
+            .map(|t| {
+                t.strftime(if day { "%m-%d %H:%M" } else { "%H:%M" })
+                    .to_string()
+            })
             .unwrap_or_default()
     };
     chart
@@ -203,7 +211,14 @@ where
             draw_line(&mut chart, s, color, line_width, marker)?;
             legend.push((format!("{} (mean {:.3})", s.label(), s.mean()), color, true));
         }
-        legend.push((format!("other {} series", series.len() - HIGHLIGHTED.min(series.len())), grey, false));
+        legend.push((
+            format!(
+                "other {} series",
+                series.len() - HIGHLIGHTED.min(series.len())
+            ),
+            grey,
+            false,
+        ));
     }
     let red = RGBColor(214, 39, 40);
     chart.draw_series(std::iter::once(PathElement::new(
@@ -222,7 +237,11 @@ where
 }
 
 fn draw_line<DB: DrawingBackend>(
-    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordi64, plotters::coord::types::RangedCoordf64>>,
+    chart: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<plotters::coord::types::RangedCoordi64, plotters::coord::types::RangedCoordf64>,
+    >,
     series: &Series,
     color: RGBColor,
     width: u32,
@@ -292,7 +311,11 @@ where
             color.stroke_width(px(1.5) as u32),
         ))?;
         if *marker {
-            area.draw(&Circle::new((x0 + px(11.0), mid), px(2.2) as u32, color.filled()))?;
+            area.draw(&Circle::new(
+                (x0 + px(11.0), mid),
+                px(2.2) as u32,
+                color.filled(),
+            ))?;
         }
         let mut text: String = label.chars().take(max_chars).collect();
         if label.chars().count() > max_chars {
@@ -346,7 +369,12 @@ mod tests {
                 account: format!("{:012}", 100_000_000_001u64 + (i / 20) as u64),
                 county: format!("County {i}"),
                 points: (0..points)
-                    .map(|h| (1_764_000_000 + 3600 * h as i64, 0.5 + ((i * 7 + h) % 50) as f64 / 100.0))
+                    .map(|h| {
+                        (
+                            1_764_000_000 + 3600 * h as i64,
+                            0.5 + ((i * 7 + h) % 50) as f64 / 100.0,
+                        )
+                    })
                     .collect(),
             })
             .collect()
@@ -388,7 +416,13 @@ mod tests {
         assert!(has((44, 160, 44)), "third series colour");
         assert!(has((214, 39, 40)), "threshold line");
         // Text was rendered: dark anti-aliased glyph pixels exist besides lines.
-        assert!(pixels.chunks(3).filter(|p| p[0] < 60 && p[1] < 60 && p[2] < 60).count() > 1000);
+        assert!(
+            pixels
+                .chunks(3)
+                .filter(|p| p[0] < 60 && p[1] < 60 && p[2] < 60)
+                .count()
+                > 1000
+        );
     }
 
     #[test]
@@ -414,7 +448,11 @@ mod tests {
             county: "c".into(),
             points: v.to_vec(),
         };
-        let m = median_line(&[s(&[(1, 0.1), (2, 0.4)]), s(&[(1, 0.3), (2, 0.6)]), s(&[(1, 0.2)])]);
+        let m = median_line(&[
+            s(&[(1, 0.1), (2, 0.4)]),
+            s(&[(1, 0.3), (2, 0.6)]),
+            s(&[(1, 0.2)]),
+        ]);
         assert_eq!(m.len(), 2);
         assert_eq!(m[0], (1, 0.2));
         assert!((m[1].1 - 0.5).abs() < 1e-12);

@@ -204,7 +204,9 @@ impl Config {
             ));
         }
         if args.query_timeout == 0 {
-            return Err(RunError::Usage("--query-timeout must be at least 1 second".into()));
+            return Err(RunError::Usage(
+                "--query-timeout must be at least 1 second".into(),
+            ));
         }
         config.collect.max_queries_per_account = args.max_queries_per_account;
         config.collect.poll.deadline = Duration::from_secs(args.query_timeout);
@@ -269,7 +271,11 @@ where
         Err(err) => {
             // clap prints help and version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = err.print();
-            return ExitCode::from(if err.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if err.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     match run(cli) {
@@ -323,7 +329,9 @@ where
 /// one exits at once.
 async fn cancel_on_signal(cancel: CancellationToken) {
     wait_for_signal().await;
-    eprintln!("mvl-monitor: interrupted, stopping running queries (press Ctrl-C again to exit at once)");
+    eprintln!(
+        "mvl-monitor: interrupted, stopping running queries (press Ctrl-C again to exit at once)"
+    );
     cancel.cancel();
     wait_for_signal().await;
     std::process::exit(i32::from(exit::CANCELLED));
@@ -507,14 +515,23 @@ fn to_series(sorted: &mut Vec<(&str, Vec<&crate::insights::MetricRow>)>) -> Vec<
 
 fn print_summary(console: &Console, reports: &[AccountReport], started: Instant) {
     let failed: Vec<&AccountReport> = reports.iter().filter(|r| r.result.is_err()).collect();
-    let data: Vec<&collect::AccountData> = reports.iter().filter_map(|r| r.result.as_ref().ok()).collect();
+    let data: Vec<&collect::AccountData> = reports
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .collect();
     let rows: usize = data.iter().map(|d| d.rows.len()).sum();
-    let counties: std::collections::BTreeSet<&str> =
-        data.iter().flat_map(|d| d.rows.iter().map(|r| &*r.county)).collect();
+    let counties: std::collections::BTreeSet<&str> = data
+        .iter()
+        .flat_map(|d| d.rows.iter().map(|r| &*r.county))
+        .collect();
     let bytes: f64 = data.iter().map(|d| d.bytes_scanned).sum();
     let queries: u32 = data.iter().map(|d| d.queries).sum();
     let skipped: usize = data.iter().map(|d| d.skipped_rows).sum();
-    let above_one = data.iter().flat_map(|d| d.rows.iter()).filter(|r| r.value > 1.0).count();
+    let above_one = data
+        .iter()
+        .flat_map(|d| d.rows.iter())
+        .filter(|r| r.value > 1.0)
+        .count();
     console.info(&format!(
         "\nSummary: {} accounts ok, {} failed; {rows} rows, {} counties, {} scanned in {queries} queries, {:.1} s",
         reports.len() - failed.len(),
@@ -524,7 +541,12 @@ fn print_summary(console: &Console, reports: &[AccountReport], started: Instant)
         started.elapsed().as_secs_f64()
     ));
     for report in &failed {
-        let reason = report.result.as_ref().err().map(ToString::to_string).unwrap_or_default();
+        let reason = report
+            .result
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         let first_line = reason.lines().next().unwrap_or_default();
         eprintln!("  failed: account {}: {first_line}", report.account);
     }
@@ -558,13 +580,19 @@ async fn check(config: Config, cancel: CancellationToken) -> Result<u8, RunError
                 match &r.result {
                     Ok(()) => "ok".to_string(),
                     Err(AccountFailure::Cancelled) => "cancelled".to_string(),
-                    Err(e) => format!("FAILED: {}", e.to_string().lines().next().unwrap_or_default()),
+                    Err(e) => format!(
+                        "FAILED: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
                 },
             ]
         })
         .collect();
     // The table is the command's output: printed even with -q.
-    print!("{}", table(["ACCOUNT", "IDENTITY", "LOG GROUP", "STATUS"], &rows));
+    print!(
+        "{}",
+        table(["ACCOUNT", "IDENTITY", "LOG GROUP", "STATUS"], &rows)
+    );
     let failed = reports.iter().filter(|r| r.result.is_err()).count();
     Ok(if failed == 0 {
         exit::OK
@@ -603,7 +631,9 @@ fn table(header: [&str; 4], rows: &[[String; 4]]) -> String {
 
 fn plot(args: PlotArgs) -> Result<u8, RunError> {
     let series = csv_file::read_series(&args.csv)?;
-    let output = args.output.unwrap_or_else(|| args.csv.with_extension("png"));
+    let output = args
+        .output
+        .unwrap_or_else(|| args.csv.with_extension("png"));
     if output == args.csv {
         return Err(RunError::Usage(format!(
             "the output {} would overwrite the CSV; give -o PNG",
@@ -644,9 +674,15 @@ mod tests {
         let config = collect_config_from_args(&["mvl-monitor"], now()).unwrap();
         assert_eq!(config.accounts, PathBuf::from("accounts.yaml"));
         assert_eq!(config.collect.stack_name, "elephant-oracle-node");
-        assert_eq!(config.collect.output_key, "WorkflowMirrorValidatorLogGroupName");
+        assert_eq!(
+            config.collect.output_key,
+            "WorkflowMirrorValidatorLogGroupName"
+        );
         assert_eq!(config.collect.span.window_count(), 24);
-        assert_eq!(config.collect.span.end, "2026-12-02T15:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            config.collect.span.end,
+            "2026-12-02T15:00:00Z".parse::<Timestamp>().unwrap()
+        );
         assert!(config.plot);
         assert_eq!(config.out_dir, PathBuf::from("."));
     }
@@ -654,7 +690,8 @@ mod tests {
     #[test]
     fn bare_flags_and_the_collect_command_agree() {
         let a = collect_config_from_args(&["mvl-monitor", "--range-hours", "48"], now()).unwrap();
-        let b = collect_config_from_args(&["mvl-monitor", "collect", "--range-hours", "48"], now()).unwrap();
+        let b = collect_config_from_args(&["mvl-monitor", "collect", "--range-hours", "48"], now())
+            .unwrap();
         assert_eq!(a.collect.span, b.collect.span);
         assert_eq!(a.collect.span.window_count(), 48);
     }
@@ -662,11 +699,22 @@ mod tests {
     #[test]
     fn end_and_granularity_shape_the_span() {
         let config = collect_config_from_args(
-            &["mvl-monitor", "--end", "2026-12-02T15:07:00Z", "--granularity-minutes", "15", "--range-hours", "2"],
+            &[
+                "mvl-monitor",
+                "--end",
+                "2026-12-02T15:07:00Z",
+                "--granularity-minutes",
+                "15",
+                "--range-hours",
+                "2",
+            ],
             now(),
         )
         .unwrap();
-        assert_eq!(config.collect.span.end, "2026-12-02T15:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            config.collect.span.end,
+            "2026-12-02T15:00:00Z".parse::<Timestamp>().unwrap()
+        );
         assert_eq!(config.collect.span.window_count(), 8);
     }
 

@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accounts::{Account, AccountId};
 use crate::aws::{self, AccountClients, IdentityError};
-use crate::insights::{self, MAX_QUERY_ROWS, MetricRow, PollPolicy, QueryError, QueryOutcome, ResultSlots};
+use crate::insights::{
+    self, MAX_QUERY_ROWS, MetricRow, PollPolicy, QueryError, QueryOutcome, ResultSlots,
+};
 use crate::stack::{self, StackError};
 use crate::window::Span;
 
@@ -109,18 +111,27 @@ where
 {
     let slots = ResultSlots(Arc::new(Semaphore::new(options.result_slots.max(1))));
     let clients_for = &clients_for;
-    let mut reports: Vec<(usize, AccountReport)> = futures::stream::iter(accounts.iter().enumerate())
-        .map(|(index, account)| {
-            let slots = slots.clone();
-            async move {
-                let report = collect_account(account, options, &slots, observer, cancel, clients_for(account)).await;
-                observer.finished(&report);
-                (index, report)
-            }
-        })
-        .buffer_unordered(options.max_accounts.max(1))
-        .collect()
-        .await;
+    let mut reports: Vec<(usize, AccountReport)> =
+        futures::stream::iter(accounts.iter().enumerate())
+            .map(|(index, account)| {
+                let slots = slots.clone();
+                async move {
+                    let report = collect_account(
+                        account,
+                        options,
+                        &slots,
+                        observer,
+                        cancel,
+                        clients_for(account),
+                    )
+                    .await;
+                    observer.finished(&report);
+                    (index, report)
+                }
+            })
+            .buffer_unordered(options.max_accounts.max(1))
+            .collect()
+            .await;
     reports.sort_by_key(|(index, _)| *index);
     reports.into_iter().map(|(_, report)| report).collect()
 }
@@ -199,16 +210,26 @@ async fn query_whole_span(
     let mut failure = None;
     loop {
         while failure.is_none() && running.len() < options.max_queries_per_account.max(1) {
-            let Some(span) = pending.pop_front() else { break };
+            let Some(span) = pending.pop_front() else {
+                break;
+            };
             let account_cancel = &account_cancel;
             running.push(async move {
-                let outcome =
-                    insights::run_query(&clients.logs, log_group, &span, &options.poll, slots, account_cancel)
-                        .await;
+                let outcome = insights::run_query(
+                    &clients.logs,
+                    log_group,
+                    &span,
+                    &options.poll,
+                    slots,
+                    account_cancel,
+                )
+                .await;
                 (span, outcome)
             });
         }
-        let Some((span, outcome)) = running.next().await else { break };
+        let Some((span, outcome)) = running.next().await else {
+            break;
+        };
         match outcome {
             Ok(outcome) => {
                 data.queries += 1;
@@ -348,7 +369,10 @@ mod tests {
     fn twelve_days_of_sixty_counties_split_in_two() {
         // 288 windows x 60 counties = 17,280 rows: two parts of 144 windows (8,640 rows) each fit.
         let span = span(288);
-        assert_eq!(parts_for_full_result(&span, &truncated(&span, 60, 10_000)), 2);
+        assert_eq!(
+            parts_for_full_result(&span, &truncated(&span, 60, 10_000)),
+            2
+        );
         let parts = span.split(2);
         assert!(parts.iter().all(|p| p.window_count() * 60 <= 10_000));
     }

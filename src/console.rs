@@ -30,8 +30,11 @@ impl Console {
         if self.quiet {
             return;
         }
-        let bar = ProgressBar::with_draw_target(Some(accounts as u64), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} accounts {msg}") {
+        let bar =
+            ProgressBar::with_draw_target(Some(accounts as u64), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} accounts {msg}",
+        ) {
             bar.set_style(style);
         }
         bar.enable_steady_tick(Duration::from_millis(120));
@@ -66,7 +69,8 @@ impl Observer for Console {
             Ok(_) => {}
             Err(crate::collect::AccountFailure::Cancelled) => {}
             Err(failure) => {
-                self.bar.suspend(|| eprintln!("Account {} failed: {failure}", report.account));
+                self.bar
+                    .suspend(|| eprintln!("Account {} failed: {failure}", report.account));
                 self.bar.set_message("(some failed)");
             }
         }

@@ -26,7 +26,10 @@ pub struct CsvRow<'a> {
 }
 
 /// Writes the header and `rows` (already in order) to `out`. Returns the number of rows.
-pub fn write_rows<'a, W: Write>(out: W, rows: impl IntoIterator<Item = CsvRow<'a>>) -> io::Result<u64> {
+pub fn write_rows<'a, W: Write>(
+    out: W,
+    rows: impl IntoIterator<Item = CsvRow<'a>>,
+) -> io::Result<u64> {
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(HEADER).map_err(io::Error::other)?;
     let mut count = 0;
@@ -36,7 +39,7 @@ pub fn write_rows<'a, W: Write>(out: W, rows: impl IntoIterator<Item = CsvRow<'a
         value.clear();
         time.clear();
         use std::fmt::Write as _;
-        let _ = write!(value, "{:.4}", row.value);
+        let _ = write!(value, "{}", four_decimals(row.value));
         time.push_str(&format_utc(row.window_end));
         writer
             .write_record([row.account, row.county, time.as_str(), value.as_str()])
@@ -45,6 +48,23 @@ pub fn write_rows<'a, W: Write>(out: W, rows: impl IntoIterator<Item = CsvRow<'a
     }
     writer.flush()?;
     Ok(count)
+}
+
+/// `value` rounded to 4 decimals, half to even, as the exact mean would be. Logs Insights averages in
+/// floating point, so an exact mean of 0.77265 arrives as 0.7726500000000001; rounding that directly
+/// would give 0.7727. The float noise is removed first (at 10 decimals), then the decimal is rounded.
+pub fn four_decimals(value: f64) -> String {
+    let scaled = (value.abs() * 1e10).round();
+    if !scaled.is_finite() || scaled >= 1e30 {
+        return format!("{value:.4}");
+    }
+    let scaled = scaled as u128;
+    let (mut units, rest) = (scaled / 1_000_000, scaled % 1_000_000);
+    if rest > 500_000 || (rest == 500_000 && units % 2 == 1) {
+        units += 1;
+    }
+    let sign = if value < 0.0 && units > 0 { "-" } else { "" };
+    format!("{sign}{}.{:04}", units / 10_000, units % 10_000)
 }
 
 /// Why a CSV could not be read back.
@@ -79,7 +99,9 @@ fn read_series_from<R: io::Read>(input: R, path: &Path) -> Result<Vec<Series>, C
         line,
         problem,
     };
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(input);
     let header = reader
         .headers()
         .map_err(|e| bad(1, format!("cannot read the header: {e}")))?
@@ -104,13 +126,21 @@ fn read_series_from<R: io::Read>(input: R, path: &Path) -> Result<Vec<Series>, C
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         let field = |i: usize| record.get(i).unwrap_or("");
         let time: Timestamp = field(2).parse().map_err(|e| {
-            bad(line, format!("timestamp {:?} is not an RFC 3339 time: {e}", field(2)))
+            bad(
+                line,
+                format!("timestamp {:?} is not an RFC 3339 time: {e}", field(2)),
+            )
         })?;
         let value: f64 = field(3)
             .parse()
             .ok()
             .filter(|v: &f64| v.is_finite())
-            .ok_or_else(|| bad(line, format!("avg_mvl_metric {:?} is not a number", field(3))))?;
+            .ok_or_else(|| {
+                bad(
+                    line,
+                    format!("avg_mvl_metric {:?} is not a number", field(3)),
+                )
+            })?;
         let key = (field(0).to_string(), field(1).to_string());
         let slot = match index.get(&key) {
             Some(&slot) => slot,
@@ -178,6 +208,21 @@ mod tests {
     }
 
     #[test]
+    fn four_decimals_rounds_the_exact_mean_half_to_even() {
+        assert_eq!(four_decimals(0.7726500000000001), "0.7726");
+        assert_eq!(four_decimals(0.77275), "0.7728");
+        assert_eq!(four_decimals(0.80535), "0.8054");
+        assert_eq!(four_decimals(0.79605), "0.7960");
+        assert_eq!(four_decimals(0.93124), "0.9312");
+        assert_eq!(four_decimals(0.99996), "1.0000");
+        assert_eq!(four_decimals(1.0), "1.0000");
+        assert_eq!(four_decimals(0.0), "0.0000");
+        assert_eq!(four_decimals(87.5), "87.5000");
+        assert_eq!(four_decimals(-0.00001), "0.0000");
+        assert_eq!(four_decimals(-0.25), "-0.2500");
+    }
+
+    #[test]
     fn awkward_county_names_are_quoted_and_read_back_intact() {
         let names = ["Lee, \"Fort Myers\"", "Línea\nDos", " padded "];
         let mut out = Vec::new();
@@ -196,7 +241,10 @@ mod tests {
         let series = read_series_from(&out[..], Path::new("x.csv")).unwrap();
         let read: Vec<&str> = series.iter().map(|s| s.county.as_str()).collect();
         assert_eq!(read, names);
-        assert_eq!(series[0].points, vec![(ts("2026-12-02T15:00:00Z").as_second(), 0.5)]);
+        assert_eq!(
+            series[0].points,
+            vec![(ts("2026-12-02T15:00:00Z").as_second(), 0.5)]
+        );
     }
 
     #[test]
@@ -215,13 +263,23 @@ mod tests {
     #[test]
     fn bad_csv_names_the_line() {
         let err = read_series_from("a,b\n".as_bytes(), Path::new("x.csv")).unwrap_err();
-        assert!(err.to_string().starts_with("x.csv:1: the header must be"), "{err}");
+        assert!(
+            err.to_string().starts_with("x.csv:1: the header must be"),
+            "{err}"
+        );
         let text = "account_id,county,timestamp,avg_mvl_metric\n1,A,2026-12-02T15:00:00Z,0.5\n1,A,noon,0.5\n";
         let err = read_series_from(text.as_bytes(), Path::new("x.csv")).unwrap_err();
-        assert!(err.to_string().starts_with("x.csv:3: timestamp \"noon\""), "{err}");
+        assert!(
+            err.to_string().starts_with("x.csv:3: timestamp \"noon\""),
+            "{err}"
+        );
         let text = "account_id,county,timestamp,avg_mvl_metric\n1,A,2026-12-02T15:00:00Z,lots\n";
         let err = read_series_from(text.as_bytes(), Path::new("x.csv")).unwrap_err();
-        assert!(err.to_string().starts_with("x.csv:2: avg_mvl_metric \"lots\""), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("x.csv:2: avg_mvl_metric \"lots\""),
+            "{err}"
+        );
         let text = "account_id,county,timestamp,avg_mvl_metric\n1,A\n";
         let err = read_series_from(text.as_bytes(), Path::new("x.csv")).unwrap_err();
         assert!(err.to_string().starts_with("x.csv:2:"), "{err}");

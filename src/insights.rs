@@ -15,13 +15,13 @@ use aws_sdk_cloudwatchlogs::Client as LogsClient;
 use aws_sdk_cloudwatchlogs::error::SdkError;
 use aws_sdk_cloudwatchlogs::operation::start_query::StartQueryError;
 use aws_sdk_cloudwatchlogs::types::{QueryStatus, ResultField};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::aws::error_message;
 use crate::window::{Span, Window};
 
 /// The most rows one Logs Insights query returns (the service's hard maximum for `limit`).
@@ -97,7 +97,9 @@ impl PollPolicy {
 /// Why a query gave no rows. The messages start with the seed's wording where it had one.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("Failed to start query on log group {log_group}: the log group does not exist ({detail})")]
+    #[error(
+        "Failed to start query on log group {log_group}: the log group does not exist ({detail})"
+    )]
     LogGroupNotFound { log_group: String, detail: String },
     #[error("Failed to start query on log group {log_group}: {detail}")]
     Start { log_group: String, detail: String },
@@ -105,7 +107,9 @@ pub enum QueryError {
     Poll { query_id: String, detail: String },
     #[error("query {query_id} ended with status {status}")]
     Ended { query_id: String, status: String },
-    #[error("query {query_id} was still running after {seconds} s; it was stopped (raise --query-timeout)")]
+    #[error(
+        "query {query_id} was still running after {seconds} s; it was stopped (raise --query-timeout)"
+    )]
     Deadline { query_id: String, seconds: u64 },
     #[error("query {query_id} returned a row that cannot be read: {detail}")]
     BadRow { query_id: String, detail: String },
@@ -139,12 +143,12 @@ pub async fn run_query(
         .query_string(query_string(span, limit))
         .limit(limit)
         .send();
-    let started = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => return Err(QueryError::Cancelled),
-        started = start => started,
-    };
-    let query_id = match started {
+    if cancel.is_cancelled() {
+        return Err(QueryError::Cancelled);
+    }
+    // Not raced against cancellation: once sent, the service may start the query, and only a known
+    // id can be stopped. The SDK's attempt timeout bounds the wait.
+    let query_id = match start.await {
         Ok(output) => output.query_id.unwrap_or_default(),
         Err(err) => return Err(start_error(log_group, err)),
     };
@@ -155,6 +159,10 @@ pub async fn run_query(
         });
     }
     tracing::debug!(%query_id, %log_group, %span, "query started");
+    if cancel.is_cancelled() {
+        stop_query(client, &query_id).await;
+        return Err(QueryError::Cancelled);
+    }
 
     let result = tokio::select! {
         biased;
@@ -165,7 +173,10 @@ pub async fn run_query(
         }),
         outcome = poll_until_done(client, &query_id, span, limit, policy, slots) => outcome,
     };
-    if matches!(result, Err(QueryError::Cancelled | QueryError::Deadline { .. })) {
+    if matches!(
+        result,
+        Err(QueryError::Cancelled | QueryError::Deadline { .. })
+    ) {
         stop_query(client, &query_id).await;
     }
     result
@@ -190,13 +201,16 @@ async fn poll_until_done(
         };
         let output = response.map_err(|err| QueryError::Poll {
             query_id: query_id.to_string(),
-            detail: DisplayErrorContext(&err).to_string(),
+            detail: error_message(&err),
         })?;
         match output.status() {
             Some(QueryStatus::Complete) => {
-                let bytes_scanned = output.statistics().map(|s| s.bytes_scanned()).unwrap_or(0.0);
-                let mut outcome = parse_results(output.results(), span)
-                    .map_err(|detail| QueryError::BadRow {
+                let bytes_scanned = output
+                    .statistics()
+                    .map(|s| s.bytes_scanned())
+                    .unwrap_or(0.0);
+                let mut outcome =
+                    parse_results(output.results(), span).map_err(|detail| QueryError::BadRow {
                         query_id: query_id.to_string(),
                         detail,
                     })?;
@@ -221,7 +235,7 @@ async fn stop_query(client: &LogsClient, query_id: &str) {
     let stop = client.stop_query().query_id(query_id).send();
     match tokio::time::timeout(Duration::from_secs(5), stop).await {
         Ok(Ok(_)) => tracing::debug!(%query_id, "query stopped"),
-        Ok(Err(err)) => tracing::warn!(%query_id, error = %DisplayErrorContext(&err), "StopQuery failed"),
+        Ok(Err(err)) => tracing::warn!(%query_id, error = %error_message(&err), "StopQuery failed"),
         Err(_) => tracing::warn!(%query_id, "StopQuery timed out"),
     }
 }
@@ -235,12 +249,15 @@ where
     {
         return QueryError::LogGroupNotFound {
             log_group: log_group.to_string(),
-            detail: e.message().unwrap_or("ResourceNotFoundException").to_string(),
+            detail: e
+                .message()
+                .unwrap_or("ResourceNotFoundException")
+                .to_string(),
         };
     }
     QueryError::Start {
         log_group: log_group.to_string(),
-        detail: DisplayErrorContext(&err).to_string(),
+        detail: error_message(&err),
     }
 }
 
@@ -272,7 +289,8 @@ pub fn parse_results(results: &[Vec<ResultField>], span: &Span) -> Result<QueryO
         let Some(window) = span.window_at(bin_start) else {
             continue;
         };
-        let (Some(county), Some(value)) = (county, value.and_then(|v| v.trim().parse::<f64>().ok()))
+        let (Some(county), Some(value)) =
+            (county, value.and_then(|v| v.trim().parse::<f64>().ok()))
         else {
             outcome.skipped_rows += 1;
             continue;
@@ -357,30 +375,62 @@ mod tests {
     fn rows_map_to_windows_and_the_end_bin_is_dropped() {
         let span = span("2026-12-02T16:00:00Z", 2, 60);
         let results = vec![
-            row(&[("county", "Palm Beach"), ("bin(1h)", "2026-12-02 14:00:00.000"), ("avg_global_completeness", "0.9312")]),
-            row(&[("county", "Palm Beach"), ("bin(1h)", "2026-12-02 15:00:00.000"), ("avg_global_completeness", "0.5")]),
+            row(&[
+                ("county", "Palm Beach"),
+                ("bin(1h)", "2026-12-02 14:00:00.000"),
+                ("avg_global_completeness", "0.9312"),
+            ]),
+            row(&[
+                ("county", "Palm Beach"),
+                ("bin(1h)", "2026-12-02 15:00:00.000"),
+                ("avg_global_completeness", "0.5"),
+            ]),
             // From the inclusive last second of the query: belongs to the next window.
-            row(&[("county", "Palm Beach"), ("bin(1h)", "2026-12-02 16:00:00.000"), ("avg_global_completeness", "0.1")]),
+            row(&[
+                ("county", "Palm Beach"),
+                ("bin(1h)", "2026-12-02 16:00:00.000"),
+                ("avg_global_completeness", "0.1"),
+            ]),
         ];
         let outcome = parse_results(&results, &span).unwrap();
         assert_eq!(outcome.returned_rows, 3);
         assert_eq!(outcome.rows.len(), 2);
         assert_eq!(&*outcome.rows[0].county, "Palm Beach");
-        assert_eq!(outcome.rows[0].window.end, "2026-12-02T15:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            outcome.rows[0].window.end,
+            "2026-12-02T15:00:00Z".parse::<Timestamp>().unwrap()
+        );
         assert_eq!(outcome.rows[0].value, 0.9312);
-        assert_eq!(outcome.rows[1].window.end, "2026-12-02T16:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            outcome.rows[1].window.end,
+            "2026-12-02T16:00:00Z".parse::<Timestamp>().unwrap()
+        );
         // The two rows share one allocation for the county name.
-        assert!(Arc::ptr_eq(&outcome.rows[0].county, &outcome.rows[1].county));
+        assert!(Arc::ptr_eq(
+            &outcome.rows[0].county,
+            &outcome.rows[1].county
+        ));
     }
 
     #[test]
     fn rows_without_county_or_number_are_counted_not_invented() {
         let span = span("2026-12-02T16:00:00Z", 2, 60);
         let results = vec![
-            row(&[("bin(1h)", "2026-12-02 14:00:00.000"), ("avg_global_completeness", "0.9")]),
+            row(&[
+                ("bin(1h)", "2026-12-02 14:00:00.000"),
+                ("avg_global_completeness", "0.9"),
+            ]),
             row(&[("county", "X"), ("bin(1h)", "2026-12-02 14:00:00.000")]),
-            row(&[("county", "X"), ("bin(1h)", "2026-12-02 14:00:00.000"), ("avg_global_completeness", "n/a")]),
-            row(&[("county", "X"), ("bin(1h)", "2026-12-02 14:00:00.000"), ("avg_global_completeness", "NaN")]),
+            row(&[
+                ("county", "X"),
+                ("bin(1h)", "2026-12-02 14:00:00.000"),
+                ("avg_global_completeness", "n/a"),
+            ]),
+            row(&[
+                ("county", "X"),
+                ("bin(1h)", "2026-12-02 14:00:00.000"),
+                ("avg_global_completeness", "NaN"),
+            ]),
         ];
         let outcome = parse_results(&results, &span).unwrap();
         assert!(outcome.rows.is_empty());
@@ -390,11 +440,18 @@ mod tests {
     #[test]
     fn a_row_without_bin_or_with_a_bad_bin_is_an_error() {
         let span = span("2026-12-02T16:00:00Z", 2, 60);
-        let err = parse_results(&[row(&[("county", "X"), ("avg_global_completeness", "0.9")])], &span)
-            .unwrap_err();
+        let err = parse_results(
+            &[row(&[("county", "X"), ("avg_global_completeness", "0.9")])],
+            &span,
+        )
+        .unwrap_err();
         assert!(err.contains("no bin() field"), "{err}");
         let err = parse_results(
-            &[row(&[("county", "X"), ("bin(1h)", "14:00"), ("avg_global_completeness", "0.9")])],
+            &[row(&[
+                ("county", "X"),
+                ("bin(1h)", "14:00"),
+                ("avg_global_completeness", "0.9"),
+            ])],
             &span,
         )
         .unwrap_err();

@@ -6,14 +6,17 @@
 
 use aws_sdk_cloudformation::Client as CloudFormationClient;
 use aws_sdk_cloudwatchlogs::Client as LogsClient;
-use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::aws::error_message;
 
 /// Why the log group could not be found.
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
     #[error("Failed to describe stack {stack}: {detail}")]
     Describe { stack: String, detail: String },
-    #[error("Failed to describe stack {stack}: the stack does not exist in {region}\n  check --stack-name and --region, or set `log_group` for this entry")]
+    #[error(
+        "Failed to describe stack {stack}: the stack does not exist in {region}\n  check --stack-name and --region, or set `log_group` for this entry"
+    )]
     NotFound { stack: String, region: String },
     #[error(
         "stack {stack} has no output {key} (outputs: {available})\n  check --output-key, or set `log_group` for this entry"
@@ -40,7 +43,7 @@ pub async fn log_group_from_stack(
     let output = match response {
         Ok(output) => output,
         Err(err) => {
-            let detail = DisplayErrorContext(&err).to_string();
+            let detail = error_message(&err);
             // CloudFormation reports a missing stack as a ValidationError "... does not exist".
             if detail.contains("does not exist") {
                 return Err(StackError::NotFound {
@@ -89,7 +92,7 @@ pub async fn log_group_exists(client: &LogsClient, log_group: &str) -> Result<()
         .log_group_name_prefix(log_group)
         .send()
         .await
-        .map_err(|err| StackError::DescribeLogGroups(DisplayErrorContext(&err).to_string()))?;
+        .map_err(|err| StackError::DescribeLogGroups(error_message(&err)))?;
     if response
         .log_groups()
         .iter()

@@ -50,9 +50,9 @@ impl Granularity {
     /// The period as Logs Insights writes it in `bin(...)`: the largest exact unit.
     pub fn bin_period(self) -> String {
         let m = self.minutes;
-        if m % 1440 == 0 {
+        if m.is_multiple_of(1440) {
             format!("{}d", m / 1440)
-        } else if m % 60 == 0 {
+        } else if m.is_multiple_of(60) {
             format!("{}h", m / 60)
         } else {
             format!("{m}m")
@@ -92,7 +92,11 @@ impl Span {
     /// The span of the last `hours` before `end`. `end` is floored to the granularity, so a run at
     /// 17:48 reads through 17:00 and never reports a window that has not finished. When `hours` is
     /// not a whole number of windows, the span grows to the next whole window.
-    pub fn ending_at(end: Timestamp, hours: u32, granularity: Granularity) -> Result<Span, WindowError> {
+    pub fn ending_at(
+        end: Timestamp,
+        hours: u32,
+        granularity: Granularity,
+    ) -> Result<Span, WindowError> {
         if hours == 0 {
             return Err(WindowError::ZeroRange);
         }
@@ -139,8 +143,10 @@ impl Span {
         for i in 0..parts {
             // Spread the remainder over the first spans.
             let windows = total / parts + u64::from(i < total % parts);
-            let end = Timestamp::from_second(start.as_second() + windows as i64 * self.granularity.seconds())
-                .unwrap_or(self.end);
+            let end = Timestamp::from_second(
+                start.as_second() + windows as i64 * self.granularity.seconds(),
+            )
+            .unwrap_or(self.end);
             spans.push(Span {
                 start,
                 end,
@@ -186,7 +192,10 @@ mod tests {
 
     #[test]
     fn granularity_bounds() {
-        assert_eq!(Granularity::from_minutes(0), Err(WindowError::ZeroGranularity));
+        assert_eq!(
+            Granularity::from_minutes(0),
+            Err(WindowError::ZeroGranularity)
+        );
         assert_eq!(
             Granularity::from_minutes(20000),
             Err(WindowError::GranularityTooLarge(20000))
@@ -282,6 +291,9 @@ mod tests {
 
     #[test]
     fn format_is_rfc3339_utc_with_z() {
-        assert_eq!(format_utc(ts("2026-12-02T15:00:00Z")), "2026-12-02T15:00:00Z");
+        assert_eq!(
+            format_utc(ts("2026-12-02T15:00:00Z")),
+            "2026-12-02T15:00:00Z"
+        );
     }
 }

@@ -51,15 +51,37 @@ fn collect_across_accounts_matches_the_ground_truth() {
     let end = recent_end();
     let (seed, out, output) = collect_run(
         &bed,
-        &["--accounts", "4", "--counties", "6", "--hours", "6", "--end", &end, "--no-stack", "2", "--no-events", "3"],
+        &[
+            "--accounts",
+            "4",
+            "--counties",
+            "6",
+            "--hours",
+            "6",
+            "--end",
+            &end,
+            "--no-stack",
+            "2",
+            "--no-events",
+            "3",
+        ],
         &[],
     );
     // One account has no stack: it fails, the others are written, exit 3.
     assert_exit(&output, 3);
     let (stdout, stderr) = text(&output);
     assert!(stdout.contains("Loaded 4 accounts from"), "{stdout}");
-    assert!(stdout.contains("Account 100000000001 using log group: /aws/lambda/mvl-validator-100000000001"), "{stdout}");
-    assert!(stderr.contains("Account 100000000003 failed: Failed to describe stack elephant-oracle-node"), "{stderr}");
+    assert!(
+        stdout.contains(
+            "Account 100000000001 using log group: /aws/lambda/mvl-validator-100000000001"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stderr
+            .contains("Account 100000000003 failed: Failed to describe stack elephant-oracle-node"),
+        "{stderr}"
+    );
     assert!(stdout.contains("Results saved to"), "{stdout}");
     assert!(stdout.contains("Visualization saved to"), "{stdout}");
     assert!(stdout.contains("3 accounts ok, 1 failed"), "{stdout}");
@@ -81,12 +103,27 @@ fn quarter_hour_windows_match_the_ground_truth() {
     let end = recent_end();
     let (seed, out, output) = collect_run(
         &bed,
-        &["--accounts", "2", "--counties", "3", "--hours", "3", "--end", &end, "--granularity", "15"],
+        &[
+            "--accounts",
+            "2",
+            "--counties",
+            "3",
+            "--hours",
+            "3",
+            "--end",
+            &end,
+            "--granularity",
+            "15",
+        ],
         &["--granularity-minutes", "15", "--no-plot"],
     );
     assert_exit(&output, 0);
     assert_csv_matches(&only_file(&out, "csv"), &seed.join("ground_truth_15.csv"));
-    assert!(files_in(&out).iter().all(|p| p.extension().is_none_or(|e| e != "png")));
+    assert!(
+        files_in(&out)
+            .iter()
+            .all(|p| p.extension().is_none_or(|e| e != "png"))
+    );
 }
 
 #[test]
@@ -95,7 +132,20 @@ fn daily_windows_match_the_ground_truth() {
     let end = recent_midnight();
     let (seed, out, output) = collect_run(
         &bed,
-        &["--accounts", "2", "--counties", "3", "--hours", "48", "--end", &end, "--granularity", "1440", "--events-per-window", "1"],
+        &[
+            "--accounts",
+            "2",
+            "--counties",
+            "3",
+            "--hours",
+            "48",
+            "--end",
+            &end,
+            "--granularity",
+            "1440",
+            "--events-per-window",
+            "1",
+        ],
         &["--granularity-minutes", "1440"],
     );
     assert_exit(&output, 0);
@@ -108,7 +158,16 @@ fn throttled_start_query_still_delivers_every_row() {
     let end = recent_end();
     let (seed, out, output) = collect_run(
         &bed,
-        &["--accounts", "5", "--counties", "3", "--hours", "4", "--end", &end],
+        &[
+            "--accounts",
+            "5",
+            "--counties",
+            "3",
+            "--hours",
+            "4",
+            "--end",
+            &end,
+        ],
         &["--no-plot"],
     );
     assert_exit(&output, 0);
@@ -123,16 +182,32 @@ fn a_failed_query_is_reported_and_the_other_accounts_complete() {
     let end = recent_end();
     let (seed, out, output) = collect_run(
         &bed,
-        &["--accounts", "3", "--counties", "3", "--hours", "4", "--end", &end],
+        &[
+            "--accounts",
+            "3",
+            "--counties",
+            "3",
+            "--hours",
+            "4",
+            "--end",
+            &end,
+        ],
         &["--no-plot"],
     );
     assert_exit(&output, 3);
     let (_, stderr) = text(&output);
-    assert!(stderr.contains("Account 100000000002 failed: query"), "{stderr}");
+    assert!(
+        stderr.contains("Account 100000000002 failed: query"),
+        "{stderr}"
+    );
     assert!(stderr.contains("ended with status Failed"), "{stderr}");
     // The ground truth has all three accounts; the CSV has the two that succeeded.
     let truth = std::fs::read_to_string(seed.join("ground_truth_60.csv")).unwrap();
-    let filtered: String = truth.lines().filter(|l| !l.starts_with("100000000002,")).map(|l| format!("{l}\n")).collect();
+    let filtered: String = truth
+        .lines()
+        .filter(|l| !l.starts_with("100000000002,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let expected = bed.dir.path().join("expected.csv");
     std::fs::write(&expected, filtered).unwrap();
     assert_csv_matches(&only_file(&out, "csv"), &expected);
@@ -145,7 +220,18 @@ fn a_range_past_one_querys_row_limit_comes_back_whole() {
     let end = recent_end();
     let (seed, out, output) = collect_run(
         &bed,
-        &["--accounts", "1", "--counties", "60", "--hours", "288", "--end", &end, "--events-per-window", "1"],
+        &[
+            "--accounts",
+            "1",
+            "--counties",
+            "60",
+            "--hours",
+            "288",
+            "--end",
+            &end,
+            "--events-per-window",
+            "1",
+        ],
         &["--no-plot"],
     );
     assert_exit(&output, 0);
@@ -163,7 +249,20 @@ fn every_account_failing_is_fatal_and_writes_nothing() {
     let end = recent_end();
     let (_, out, output) = collect_run(
         &bed,
-        &["--accounts", "2", "--counties", "2", "--hours", "2", "--end", &end, "--no-stack", "0", "--no-stack", "1"],
+        &[
+            "--accounts",
+            "2",
+            "--counties",
+            "2",
+            "--hours",
+            "2",
+            "--end",
+            &end,
+            "--no-stack",
+            "0",
+            "--no-stack",
+            "1",
+        ],
         &[],
     );
     assert_exit(&output, 1);
@@ -174,17 +273,43 @@ fn every_account_failing_is_fatal_and_writes_nothing() {
 #[test]
 fn check_verifies_identity_stack_and_log_group() {
     let bed = TestBed::start(&[]);
-    let seed = bed.seed(&["--accounts", "2", "--counties", "1", "--hours", "1", "--end", &recent_end(), "--no-stack", "1"]);
+    let seed = bed.seed(&[
+        "--accounts",
+        "2",
+        "--counties",
+        "1",
+        "--hours",
+        "1",
+        "--end",
+        &recent_end(),
+        "--no-stack",
+        "1",
+    ]);
     let accounts = seed.join("accounts.yaml");
-    let output = run(&mut mvl(&["check", "--accounts", accounts.to_str().unwrap(), "--endpoint-url", &bed.endpoint()]));
+    let output = run(&mut mvl(&[
+        "check",
+        "--accounts",
+        accounts.to_str().unwrap(),
+        "--endpoint-url",
+        &bed.endpoint(),
+    ]));
     assert_exit(&output, 3);
     let (stdout, _) = text(&output);
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[1].starts_with("ACCOUNT"), "{stdout}");
-    assert!(lines[2].starts_with("100000000001  arn:aws:sts::100000000001:assumed-role/"), "{stdout}");
-    assert!(lines[2].contains("/aws/lambda/mvl-validator-100000000001"), "{stdout}");
+    assert!(
+        lines[2].starts_with("100000000001  arn:aws:sts::100000000001:assumed-role/"),
+        "{stdout}"
+    );
+    assert!(
+        lines[2].contains("/aws/lambda/mvl-validator-100000000001"),
+        "{stdout}"
+    );
     assert!(lines[2].ends_with("ok"), "{stdout}");
-    assert!(lines[3].contains("FAILED: Failed to describe stack"), "{stdout}");
+    assert!(
+        lines[3].contains("FAILED: Failed to describe stack"),
+        "{stdout}"
+    );
     assert_eq!(bed.requests("logs:StartQuery"), 0);
     assert_eq!(bed.requests("logs:DescribeLogGroups"), 1);
 }

@@ -417,9 +417,11 @@ class _Record:
 def _compare(left: Any, op: str, right: Any) -> bool:
     if left is None or right is None:
         return False  # comparisons with a missing field never match
-    numeric = any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
-    a, b = (_as_number(left), _as_number(right)) if numeric else (None, None)
-    if a is None or b is None:
+    if any(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right)):
+        a, b = _as_number(left), _as_number(right)
+        if a is None or b is None:
+            return op == "!="  # a number and a non-number are only ever unequal
+    else:
         a, b = _display(left), _display(right)
     return {
         "=": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b,

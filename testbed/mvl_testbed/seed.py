@@ -295,13 +295,17 @@ def ground_truth(accounts: list[Account], lo: int, hi: int, granularity_min: int
         for account in accounts:
             if not (account.has_stack and account.has_events):
                 continue
-            windows: dict[tuple[str, int], list[Decimal]] = defaultdict(list)
+            # values have 4 decimals: sum them exactly as integers of 1/10000
+            sums: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
             for m in account.metrics:
                 if lo <= m.timestamp_ms < hi:
-                    windows[(m.county, m.timestamp_ms // size * size)].append(Decimal(repr(m.value)))
-            for (county, start), values in windows.items():
-                mean = (sum(values) / len(values)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
-                rows.append([account.account_id, county, start + size, f"{mean:.4f}"])
+                    total = sums[(m.county, m.timestamp_ms // size * size)]
+                    total[0] += round(m.value * 10_000)
+                    total[1] += 1
+            for (county, start), (units, count) in sums.items():
+                mean = Decimal(units) / Decimal(count * 10_000)
+                rounded = mean.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+                rows.append([account.account_id, county, start + size, f"{rounded:.4f}"])
     rows.sort(key=lambda r: (r[0], r[1].encode("utf-8"), r[2]))
     window_ends = {end: iso_s(end) for end in {r[2] for r in rows}}
     return [[a, c, window_ends[end], v] for a, c, end, v in rows]

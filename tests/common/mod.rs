@@ -71,7 +71,11 @@ impl TestBed {
             if let Ok(Some(status)) = bed.child.try_wait() {
                 panic!("test bed server exited with {status}: {}", bed.server_log());
             }
-            assert!(Instant::now() < deadline, "test bed server did not start: {}", bed.server_log());
+            assert!(
+                Instant::now() < deadline,
+                "test bed server did not start: {}",
+                bed.server_log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         bed
@@ -90,7 +94,13 @@ impl TestBed {
     pub fn seed(&self, args: &[&str]) -> PathBuf {
         let out = self.dir.path().join(format!("seed-{}", fastrand_suffix()));
         let output = Command::new(python())
-            .args(["-m", "mvl_testbed.seed", "--endpoint", &self.endpoint(), "--out-dir"])
+            .args([
+                "-m",
+                "mvl_testbed.seed",
+                "--endpoint",
+                &self.endpoint(),
+                "--out-dir",
+            ])
             .arg(&out)
             .args(args)
             .env("PYTHONPATH", root().join("testbed"))
@@ -115,7 +125,8 @@ impl TestBed {
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("read");
         let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("bad JSON from {path}: {e}: {response}"))
+        serde_json::from_str(body)
+            .unwrap_or_else(|e| panic!("bad JSON from {path}: {e}: {response}"))
     }
 
     pub fn stats(&self) -> serde_json::Value {
@@ -130,7 +141,9 @@ impl TestBed {
 
 impl Drop for TestBed {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -171,7 +184,10 @@ pub fn mvl(args: &[&str]) -> Command {
         cmd.env_remove(var);
     }
     cmd.env("AWS_CONFIG_FILE", "/nonexistent/mvl-monitor-test/config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/mvl-monitor-test/credentials")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/mvl-monitor-test/credentials",
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true");
     cmd
 }
@@ -203,7 +219,12 @@ pub fn only_file(dir: &Path, ext: &str) -> PathBuf {
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect();
-    assert_eq!(files.len(), 1, "expected one .{ext} in {}: {files:?}", dir.display());
+    assert_eq!(
+        files.len(),
+        1,
+        "expected one .{ext} in {}: {files:?}",
+        dir.display()
+    );
     files[0].clone()
 }
 
@@ -217,12 +238,22 @@ pub fn files_in(dir: &Path) -> Vec<PathBuf> {
 type Key = (String, String, String);
 
 fn read_csv(path: &Path) -> (Vec<String>, BTreeMap<Key, String>) {
-    let mut reader = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let header = reader.headers().expect("header").iter().map(str::to_string).collect();
+    let mut reader =
+        csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let header = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(str::to_string)
+        .collect();
     let mut rows = BTreeMap::new();
     for record in reader.records() {
         let record = record.expect("record");
-        let key = (record[0].to_string(), record[1].to_string(), record[2].to_string());
+        let key = (
+            record[0].to_string(),
+            record[1].to_string(),
+            record[2].to_string(),
+        );
         assert!(
             rows.insert(key.clone(), record[3].to_string()).is_none(),
             "duplicate row {key:?} in {}",
@@ -233,24 +264,21 @@ fn read_csv(path: &Path) -> (Vec<String>, BTreeMap<Key, String>) {
 }
 
 /// Asserts that `actual` holds exactly the rows of `expected` (the seeder's ground truth, computed from
-/// the events it generated), with values equal to 4 decimals: within one unit of the fourth decimal,
-/// because the service averages in floating point and the ground truth in exact decimals, so a mean
-/// that ends in 5 at the fifth decimal may round either way. Prints a readable diff on failure.
+/// the events it generated with exact decimal means, rounded half to even), value for value, and in
+/// order. Prints a readable diff on failure.
 pub fn assert_csv_matches(actual: &Path, expected: &Path) {
     let (header_a, rows_a) = read_csv(actual);
     let (header_e, rows_e) = read_csv(expected);
-    assert_eq!(header_a, ["account_id", "county", "timestamp", "avg_mvl_metric"]);
+    assert_eq!(
+        header_a,
+        ["account_id", "county", "timestamp", "avg_mvl_metric"]
+    );
     assert_eq!(header_a, header_e);
     let mut diff = Vec::new();
     for (key, want) in &rows_e {
         match rows_a.get(key) {
             None => diff.push(format!("- missing {key:?} = {want}")),
-            Some(got) if got != want => {
-                let (g, w): (f64, f64) = (got.parse().unwrap_or(f64::NAN), want.parse().unwrap_or(f64::NAN));
-                if (g - w).abs() > 0.000_100_1 {
-                    diff.push(format!("~ {key:?}: got {got}, want {want}"));
-                }
-            }
+            Some(got) if got != want => diff.push(format!("~ {key:?}: got {got}, want {want}")),
             Some(_) => {}
         }
     }
@@ -278,7 +306,10 @@ pub fn assert_csv_matches(actual: &Path, expected: &Path) {
         .collect();
     let mut sorted = order.clone();
     sorted.sort();
-    assert_eq!(order, sorted, "rows are not sorted by account, county, time");
+    assert_eq!(
+        order, sorted,
+        "rows are not sorted by account, county, time"
+    );
 }
 
 /// Width, height and DPI of a PNG (from its pHYs chunk).
@@ -298,12 +329,18 @@ pub fn png_info(path: &Path) -> (u32, u32, f64) {
 pub fn recent_end() -> String {
     let now = jiff::Timestamp::now().as_second();
     let hour = now - now.rem_euclid(3600);
-    jiff::Timestamp::from_second(hour).expect("time").strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::from_second(hour)
+        .expect("time")
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Same, at a day boundary.
 pub fn recent_midnight() -> String {
     let now = jiff::Timestamp::now().as_second();
     let day = now - now.rem_euclid(86_400);
-    jiff::Timestamp::from_second(day).expect("time").strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::from_second(day)
+        .expect("time")
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
