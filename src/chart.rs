@@ -132,7 +132,8 @@ where
     let root = root.titled(title, (FONT, px(16.0)).into_font().style(FontStyle::Bold))?;
     let points = series.iter().flat_map(|s| s.points.iter());
     let (mut x_min, mut x_max) = (i64::MAX, i64::MIN);
-    let (mut y_min, mut y_max) = (0.0f64, 1.0f64);
+    // The threshold and 1.0 are always in view; below that the axis follows the data.
+    let (mut y_min, mut y_max) = (THRESHOLD, 1.0f64);
     for &(x, y) in points {
         x_min = x_min.min(x);
         x_max = x_max.max(x);
@@ -151,22 +152,34 @@ where
         x_min -= 1800;
         x_max += 1800;
     }
-    let pad = (y_max - y_min) * 0.03;
-    let day = x_max - x_min > 86_400;
+    let pad = (y_max - y_min) * 0.04;
+    let ticks = time_ticks(x_min, x_max);
+    let step = ticks
+        .get(1)
+        .zip(ticks.first())
+        .map(|(b, a)| b - a)
+        .unwrap_or(3600);
+    let format = if step >= 86_400 {
+        "%m-%d"
+    } else if x_max - x_min > 86_400 {
+        "%m-%d %H:%M"
+    } else {
+        "%H:%M"
+    };
 
-    let legend_width = px(230.0);
+    let legend_width = px(300.0);
     let (plot_area, legend_area) = root.split_horizontally(WIDTH as i32 - px(16.0) - legend_width);
     let mut chart = ChartBuilder::on(&plot_area)
         .margin_right(px(12.0))
         .x_label_area_size(px(42.0))
         .y_label_area_size(px(58.0))
-        .build_cartesian_2d(x_min..x_max, (y_min - pad)..(y_max + pad))?;
+        .build_cartesian_2d(
+            (x_min..x_max).with_key_points(ticks),
+            (y_min - pad)..(y_max + pad),
+        )?;
     let time_label = |x: &i64| {
         jiff::Timestamp::from_second(*x)
-            .map(|t| {
-                t.strftime(if day { "%m-%d %H:%M" } else { "%H:%M" })
-                    .to_string()
-            })
+            .map(|t| t.strftime(format).to_string())
             .unwrap_or_default()
     };
     chart
@@ -209,7 +222,7 @@ where
         for (i, s) in lowest.iter().take(HIGHLIGHTED).enumerate() {
             let color = color(i);
             draw_line(&mut chart, s, color, line_width, marker)?;
-            legend.push((format!("{} (mean {:.3})", s.label(), s.mean()), color, true));
+            legend.push((format!("{:.3}  {}", s.mean(), s.label()), color, true));
         }
         legend.push((
             format!(
@@ -230,25 +243,27 @@ where
     let heading = if series.len() <= MAX_LEGEND_SERIES {
         "Account / county".to_string()
     } else {
-        format!("{} lowest by mean", HIGHLIGHTED.min(series.len()))
+        format!(
+            "Mean  account / county ({} lowest)",
+            HIGHLIGHTED.min(series.len())
+        )
     };
     draw_legend(&legend_area, &heading, &legend)?;
     Ok(())
 }
 
-fn draw_line<DB: DrawingBackend>(
-    chart: &mut ChartContext<
-        '_,
-        DB,
-        Cartesian2d<plotters::coord::types::RangedCoordi64, plotters::coord::types::RangedCoordf64>,
-    >,
+fn draw_line<DB, X, Y>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
     series: &Series,
     color: RGBColor,
     width: u32,
     marker: u32,
 ) -> DrawResult
 where
+    DB: DrawingBackend,
     DB::ErrorType: 'static,
+    X: Ranged<ValueType = i64>,
+    Y: Ranged<ValueType = f64>,
 {
     chart.draw_series(std::iter::once(PathElement::new(
         series.points.clone(),
@@ -261,6 +276,28 @@ where
             .map(|&p| Circle::new(p, marker, color.filled())),
     )?;
     Ok(())
+}
+
+/// Tick positions on whole units of time (15 min ... 30 days), about 5 to 11 of them.
+fn time_ticks(x_min: i64, x_max: i64) -> Vec<i64> {
+    const STEPS: [i64; 12] = [
+        900, 1800, 3600, 7200, 10_800, 21_600, 43_200, 86_400, 172_800, 604_800, 1_209_600,
+        2_592_000,
+    ];
+    let span = (x_max - x_min).max(1);
+    let step = STEPS
+        .iter()
+        .copied()
+        .find(|s| span / s <= 10)
+        .unwrap_or(2_592_000);
+    let mut first = x_min.div_euclid(step) * step;
+    if first < x_min {
+        first += step;
+    }
+    (0..)
+        .map(|i| first + i * step)
+        .take_while(|t| *t <= x_max)
+        .collect()
 }
 
 /// The median across series at every time that has data.
@@ -303,7 +340,7 @@ where
         (FONT, px(9.5)).into_font().style(FontStyle::Bold),
     ))?;
     y += row + px(4.0);
-    let max_chars = 34;
+    let max_chars = 46;
     for (label, color, marker) in entries {
         let mid = y + row / 2 - px(1.0);
         area.draw(&PathElement::new(
@@ -439,6 +476,23 @@ mod tests {
     fn empty_data_still_gives_a_valid_chart() {
         let (info, _, _) = decode(&png_of(&[]));
         assert_eq!(info.width, 4800);
+    }
+
+    #[test]
+    fn time_ticks_fall_on_whole_hours_and_days() {
+        let hour = 3600;
+        let base = 1_764_000_000 - 1_764_000_000 % 86_400;
+        // 24 h: every 3 h, on the hour.
+        let ticks = time_ticks(base + 1800, base + 1800 + 24 * hour);
+        assert_eq!(ticks[0], base + 3 * hour);
+        assert!(ticks.windows(2).all(|w| w[1] - w[0] == 3 * hour));
+        assert_eq!(ticks.len(), 8);
+        // 12 days: every 2 days, at midnight.
+        let ticks = time_ticks(base, base + 288 * hour);
+        assert!(ticks.iter().all(|t| t % 86_400 == 0));
+        assert_eq!(ticks.len(), 7);
+        // A tiny span still gets a tick.
+        assert_eq!(time_ticks(base, base + 60), vec![base]);
     }
 
     #[test]
