@@ -5,10 +5,10 @@
 //! the pHYs chunk that tells viewers and printers it is 300 DPI.
 //!
 //! A legend of a few dozen lines is readable; one of thousands is not. Up to [`MAX_LEGEND_SERIES`]
-//! series each get a colour and a legend entry. Beyond that every series is drawn in grey, the median
-//! across series in black, and the series with the lowest average are picked out in colour and named,
-//! since the failing counties are what an operator looks for. The 0.8 failure threshold is always
-//! drawn.
+//! series each get a colour and a legend entry. Beyond that every series is drawn in grey (beyond
+//! [`MAX_GREY_LINES`], bands of the spread across series replace the grey lines), the median across
+//! series in black, and the series with the lowest average are picked out in colour and named, since
+//! the failing counties are what an operator looks for. The 0.8 failure threshold is always drawn.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -29,6 +29,8 @@ pub const HEIGHT: u32 = 8 * DPI;
 pub const MAX_LEGEND_SERIES: usize = 24;
 /// Below this, a validation fails.
 pub const THRESHOLD: f64 = 0.8;
+/// Up to this many series, a crowded chart draws each one as a thin grey line; beyond, it draws bands.
+pub const MAX_GREY_LINES: usize = 400;
 /// In a crowded chart, how many of the lowest series are named.
 const HIGHLIGHTED: usize = 8;
 const FONT: &str = "sans-serif";
@@ -207,31 +209,42 @@ where
             legend.push((s.label(), color, true));
         }
     } else {
+        let spread = distribution(series);
         let grey = RGBColor(200, 200, 200);
-        for s in series {
-            chart.draw_series(std::iter::once(PathElement::new(s.points.clone(), grey)))?;
+        if series.len() <= MAX_GREY_LINES {
+            for s in series {
+                chart.draw_series(std::iter::once(PathElement::new(s.points.clone(), grey)))?;
+            }
+            legend.push((format!("each of the {} series", series.len()), grey, false));
+        } else {
+            // Thousands of lines would only paint a grey block (and cost seconds): show the
+            // spread across series at each time instead.
+            let outer = RGBColor(225, 229, 236);
+            let inner = RGBColor(184, 194, 212);
+            chart.draw_series(std::iter::once(band(&spread, |q| (q.min, q.max), outer)))?;
+            chart.draw_series(std::iter::once(band(&spread, |q| (q.p10, q.p90), inner)))?;
+            legend.push((
+                format!("min to max of {} series", series.len()),
+                outer,
+                false,
+            ));
+            legend.push(("10th to 90th percentile".to_string(), inner, false));
         }
-        let median = median_line(series);
         chart.draw_series(std::iter::once(PathElement::new(
-            median,
+            spread
+                .iter()
+                .map(|(x, q)| (*x, q.median))
+                .collect::<Vec<_>>(),
             BLACK.stroke_width(px(2.0) as u32),
         )))?;
         legend.push((format!("median of {} series", series.len()), BLACK, false));
-        let mut lowest: Vec<&Series> = series.iter().collect();
-        lowest.sort_by(|a, b| a.mean().total_cmp(&b.mean()));
-        for (i, s) in lowest.iter().take(HIGHLIGHTED).enumerate() {
+        let mut lowest: Vec<(f64, &Series)> = series.iter().map(|s| (s.mean(), s)).collect();
+        lowest.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for (i, (mean, s)) in lowest.iter().take(HIGHLIGHTED).enumerate() {
             let color = color(i);
             draw_line(&mut chart, s, color, line_width, marker)?;
-            legend.push((format!("{:.3}  {}", s.mean(), s.label()), color, true));
+            legend.push((format!("{mean:.3}  {}", s.label()), color, true));
         }
-        legend.push((
-            format!(
-                "other {} series",
-                series.len() - HIGHLIGHTED.min(series.len())
-            ),
-            grey,
-            false,
-        ));
     }
     let red = RGBColor(214, 39, 40);
     chart.draw_series(std::iter::once(PathElement::new(
@@ -300,8 +313,18 @@ fn time_ticks(x_min: i64, x_max: i64) -> Vec<i64> {
         .collect()
 }
 
-/// The median across series at every time that has data.
-fn median_line(series: &[Series]) -> Vec<(i64, f64)> {
+/// The spread of values across series at one time.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Quantiles {
+    min: f64,
+    p10: f64,
+    median: f64,
+    p90: f64,
+    max: f64,
+}
+
+/// The spread across series at every time that has data.
+fn distribution(series: &[Series]) -> Vec<(i64, Quantiles)> {
     let mut at: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     for s in series {
         for &(x, y) in &s.points {
@@ -309,17 +332,39 @@ fn median_line(series: &[Series]) -> Vec<(i64, f64)> {
         }
     }
     at.into_iter()
+        .filter(|(_, ys)| !ys.is_empty())
         .map(|(x, mut ys)| {
             ys.sort_by(f64::total_cmp);
-            let n = ys.len();
-            let median = if n % 2 == 1 {
-                ys[n / 2]
-            } else {
-                (ys[n / 2 - 1] + ys[n / 2]) / 2.0
-            };
-            (x, median)
+            (
+                x,
+                Quantiles {
+                    min: ys[0],
+                    p10: quantile(&ys, 0.1),
+                    median: quantile(&ys, 0.5),
+                    p90: quantile(&ys, 0.9),
+                    max: ys[ys.len() - 1],
+                },
+            )
         })
         .collect()
+}
+
+/// Linear interpolation between closest ranks (numpy's default) on sorted, non-empty `ys`.
+fn quantile(ys: &[f64], q: f64) -> f64 {
+    let rank = q * (ys.len() - 1) as f64;
+    let (lo, hi) = (rank.floor() as usize, rank.ceil() as usize);
+    ys[lo] + (ys[hi] - ys[lo]) * (rank - lo as f64)
+}
+
+/// A filled band between two quantiles over time.
+fn band(
+    spread: &[(i64, Quantiles)],
+    edges: impl Fn(&Quantiles) -> (f64, f64),
+    color: RGBColor,
+) -> Polygon<(i64, f64)> {
+    let upper = spread.iter().map(|(x, q)| (*x, edges(q).1));
+    let lower = spread.iter().rev().map(|(x, q)| (*x, edges(q).0));
+    Polygon::new(upper.chain(lower).collect::<Vec<_>>(), color.filled())
 }
 
 fn draw_legend<DB: DrawingBackend>(
@@ -417,6 +462,15 @@ mod tests {
             .collect()
     }
 
+    /// Pixels of the (anti-aliased) grey lines: neutral, between the mesh's and the text's shades.
+    fn greyish(pixels: &[u8]) -> usize {
+        pixels
+            .chunks(3)
+            .filter(|p| p[0] == p[1] && p[1] == p[2] && (150..=250).contains(&p[0]))
+            .filter(|p| p[0] != 215 && p[0] != 240)
+            .count()
+    }
+
     fn png_of(series: &[Series]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.png");
@@ -466,7 +520,8 @@ mod tests {
     fn crowded_charts_highlight_the_lowest_series_and_grey_the_rest() {
         let (_, _, pixels) = decode(&png_of(&series(200, 24)));
         let has = |rgb: (u8, u8, u8)| pixels.chunks(3).any(|p| (p[0], p[1], p[2]) == rgb);
-        assert!(has((200, 200, 200)), "grey background series");
+        let grey = greyish(&pixels);
+        assert!(grey > 100_000, "grey background series: {grey} pixels");
         assert!(has((31, 119, 180)), "highlighted series");
         // A colour beyond the highlighted eight is not used.
         assert!(!has((23, 190, 207)));
@@ -496,19 +551,34 @@ mod tests {
     }
 
     #[test]
-    fn median_of_odd_and_even_counts() {
+    fn distribution_gives_median_and_percentiles_per_time() {
         let s = |v: &[(i64, f64)]| Series {
             account: "a".into(),
             county: "c".into(),
             points: v.to_vec(),
         };
-        let m = median_line(&[
+        let d = distribution(&[
             s(&[(1, 0.1), (2, 0.4)]),
             s(&[(1, 0.3), (2, 0.6)]),
             s(&[(1, 0.2)]),
         ]);
-        assert_eq!(m.len(), 2);
-        assert_eq!(m[0], (1, 0.2));
-        assert!((m[1].1 - 0.5).abs() < 1e-12);
+        assert_eq!(d.len(), 2);
+        assert_eq!(d[0].0, 1);
+        assert_eq!(d[0].1.median, 0.2);
+        assert_eq!((d[0].1.min, d[0].1.max), (0.1, 0.3));
+        assert!((d[0].1.p10 - 0.12).abs() < 1e-12, "{:?}", d[0]);
+        assert!((d[0].1.p90 - 0.28).abs() < 1e-12, "{:?}", d[0]);
+        assert!((d[1].1.median - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn thousands_of_series_are_drawn_as_bands() {
+        let (_, _, pixels) = decode(&png_of(&series(1000, 24)));
+        let has = |rgb: (u8, u8, u8)| pixels.chunks(3).any(|p| (p[0], p[1], p[2]) == rgb);
+        assert!(has((184, 194, 212)), "10-90 band");
+        assert!(has((225, 229, 236)), "min-max band");
+        let grey = greyish(&pixels);
+        assert!(grey < 20_000, "no grey lines, but {grey} grey pixels");
+        assert!(has((31, 119, 180)), "highlighted series");
     }
 }

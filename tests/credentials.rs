@@ -76,20 +76,6 @@ fn collect(bed: &TestBed, accounts: &Path, out: &Path, extra: &[&str]) -> std::p
     cmd
 }
 
-/// Keeps only `account`'s rows of a ground-truth CSV.
-fn truth_for(seed: &Path, account: &str, dir: &Path) -> PathBuf {
-    let truth = std::fs::read_to_string(seed.join("ground_truth_60.csv")).unwrap();
-    let mut lines = truth.lines();
-    let mut text = format!("{}\n", lines.next().unwrap());
-    for line in lines.filter(|l| l.starts_with(&format!("{account},"))) {
-        text.push_str(line);
-        text.push('\n');
-    }
-    let path = dir.join(format!("truth-{account}.csv"));
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn a_profile_from_a_shared_config_file() {
     let bed = TestBed::start(&[]);
@@ -109,7 +95,7 @@ fn a_profile_from_a_shared_config_file() {
     assert_exit(&output, 0);
     assert_csv_matches(
         &only_file(&out, "csv"),
-        &truth_for(&seed, "100000000001", bed.dir.path()),
+        &ground_truth_where(&seed, |a| a == "100000000001"),
     );
 }
 
@@ -127,7 +113,7 @@ fn a_role_assumed_into_the_account_through_the_endpoint() {
     assert_exit(&output, 0);
     assert_csv_matches(
         &only_file(&out, "csv"),
-        &truth_for(&seed, "100000000002", bed.dir.path()),
+        &ground_truth_where(&seed, |a| a == "100000000002"),
     );
     // The AssumeRole call and the identity check reached the emulator: --endpoint-url covers STS.
     assert!(bed.requests("sts:AssumeRole") >= 3, "{}", bed.stats()); // 2 by the seeder, 1 by us
@@ -201,13 +187,7 @@ fn keys_filed_under_the_wrong_account_are_refused() {
     );
     assert!(files_in(&out).is_empty());
 
-    let output = run(&mut mvl(&[
-        "check",
-        "--accounts",
-        file.to_str().unwrap(),
-        "--endpoint-url",
-        &bed.endpoint(),
-    ]));
+    let output = check(&bed, &file);
     assert_exit(&output, 3);
     assert!(text(&output).0.contains(
         "FAILED: the credentials for account 100000000001 belong to account 100000000002"

@@ -312,6 +312,34 @@ pub fn assert_csv_matches(actual: &Path, expected: &Path) {
     );
 }
 
+/// A copy of the seed's hourly ground truth keeping only the rows of the accounts `keep` accepts.
+pub fn ground_truth_where(seed: &Path, keep: impl Fn(&str) -> bool) -> PathBuf {
+    let truth = std::fs::read_to_string(seed.join("ground_truth_60.csv")).expect("ground truth");
+    let mut lines = truth.lines();
+    let mut text = format!("{}\n", lines.next().unwrap_or_default());
+    for line in lines.filter(|l| keep(l.split(',').next().unwrap_or_default())) {
+        text.push_str(line);
+        text.push('\n');
+    }
+    let path = seed.join(format!(
+        "ground_truth_60-filtered-{}.csv",
+        fastrand_suffix()
+    ));
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// Runs `mvl-monitor check` on `accounts` against the bed.
+pub fn check(bed: &TestBed, accounts: &Path) -> Output {
+    run(&mut mvl(&[
+        "check",
+        "--accounts",
+        accounts.to_str().expect("utf-8 path"),
+        "--endpoint-url",
+        &bed.endpoint(),
+    ]))
+}
+
 /// Width, height and DPI of a PNG (from its pHYs chunk).
 pub fn png_info(path: &Path) -> (u32, u32, f64) {
     let file = std::fs::File::open(path).expect("png");
