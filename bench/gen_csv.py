@@ -25,7 +25,7 @@ def main():
     end = datetime.fromisoformat(a.end.replace("Z", "+00:00")).astimezone(timezone.utc)
     start = end - timedelta(hours=a.hours)
     rng = random.Random(42)
-    stamps = [(start + timedelta(hours=h)).strftime(a.timestamp_format) for h in range(a.hours)]
+    stamps = [(start + timedelta(hours=h + 1)).strftime(a.timestamp_format) for h in range(a.hours)]
     with open(a.output, "w") as f:
         f.write("account_id,county,timestamp,avg_mvl_metric\n")
         for i in range(a.accounts):

@@ -11,8 +11,8 @@
 #   BENCH_S4_PLOT=0                  S4: pass --no-plot (default 1: the chart is drawn, as in real use)
 #   BENCH_BIN=PATH                   mvl-monitor binary to time (default: $CARGO_TARGET_DIR or target, /release/mvl-monitor)
 #
-# The final markdown table goes to stdout and bench/results/latest.md. Logs and outputs of the last
-# run are in bench/results/work/.
+# The final markdown table goes to stdout and bench/results/latest.md. Logs and outputs of each
+# scenario's last run are in bench/results/work/<scenario>/.
 set -euo pipefail
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -38,8 +38,7 @@ secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 calc() { awk "BEGIN { printf \"%.2f\", $1 }"; }
 
 # Keep every AWS client on the explicit, local settings: no profile, no metadata service, no proxy.
-rm -rf "$WORK"
-mkdir -p "$WORK"
+mkdir -p "$WORK"  # each scenario clears only its own $WORK/<scenario>/
 : >"$WORK/empty-aws-config"
 export AWS_CONFIG_FILE=$WORK/empty-aws-config
 export AWS_SHARED_CREDENTIALS_FILE=$WORK/empty-aws-config
@@ -109,8 +108,8 @@ start_server() { # dir latency delay
     >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
-  local i
-  for i in $(seq 1 600); do
+  local _
+  for _ in $(seq 1 600); do
     if [ -s "$dir/port" ]; then break; fi
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       log "test bed server died; see $dir/server.log"; tail -20 "$dir/server.log" >&2; return 1
@@ -139,6 +138,7 @@ seed() { # dir accounts counties hours [extra seed args...]
   "$PY" -m mvl_testbed.seed --endpoint "$ENDPOINT" --out-dir "$dir/seed" --accounts "$accounts" \
     --counties "$counties" --hours "$hours" --end "$END" "$@" >"$dir/seed.log" 2>&1 \
     || { log "seeding failed; see $dir/seed.log"; tail -20 "$dir/seed.log" >&2; return 1; }
+  chmod 600 "$dir/seed/accounts.yaml"  # it holds keys; mvl-monitor warns about group/world-readable ones
   log "seeded in $(secs "$t0" "$(now)") s"
 }
 
@@ -307,8 +307,8 @@ s5() {
         best=$("$PY" -c 'import json,sys; print("%.2f" % min(json.load(open(sys.argv[1]))["results"][0]["times"]))' "$dir/hf_$name.json")
       fi
     else
-      local i t0 t
-      for i in 1 2 3; do
+      local t0 t
+      for _ in 1 2 3; do
         t0=$(now)
         if "$BIN" plot "$csv" -o "$png" >"$dir/plot_$name.log" 2>&1; then
           t=$(secs "$t0" "$(now)")

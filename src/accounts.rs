@@ -81,6 +81,30 @@ pub enum CredentialSource {
     },
 }
 
+impl fmt::Display for CredentialSource {
+    /// Where the credentials come from, for messages (never the secret itself).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CredentialSource::DefaultChain => f.write_str("the default credential chain"),
+            CredentialSource::Static { access_key_id, .. } => {
+                write!(f, "the keys in the accounts file ({access_key_id})")
+            }
+            CredentialSource::Profile(name) => write!(f, "profile `{name}`"),
+            CredentialSource::AssumeRole {
+                role_arn,
+                source_profile,
+                ..
+            } => match source_profile {
+                Some(profile) => write!(f, "role {role_arn} assumed from profile `{profile}`"),
+                None => write!(
+                    f,
+                    "role {role_arn} assumed from the default credential chain"
+                ),
+            },
+        }
+    }
+}
+
 /// One entry of the accounts file, validated.
 #[derive(Clone, Debug)]
 pub struct Account {

@@ -15,7 +15,6 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::accounts::{Account, AccountId, CredentialSource};
@@ -170,13 +169,13 @@ impl aws_credential_types::provider::ProvideCredentials for NoCredentials {
     }
 }
 
-/// A one-line account of an SDK error for people: `Code: message` for a service error (the SDK's own
-/// rendering adds a debug dump of the raw response), the cause chain for a network or credentials
-/// failure.
+/// A short account of an SDK error for people: `Code: message` for a service error, the chain of
+/// causes for a network or credentials failure. (The SDK's `DisplayErrorContext` appends a `Debug`
+/// dump of the raw error, which is noise to an operator.)
 pub fn error_message<E, R>(err: &aws_sdk_sts::error::SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     if let Some(service) = err.as_service_error() {
         match (service.code(), service.message()) {
@@ -185,14 +184,29 @@ where
             _ => {}
         }
     }
-    DisplayErrorContext(err).to_string()
+    error_chain(err)
+}
+
+/// `outer: cause: root cause`, skipping a cause whose text the message already includes.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Why an account's identity could not be confirmed.
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("Failed to verify identity (sts:GetCallerIdentity): {0}")]
-    Call(String),
+    #[error("Failed to verify identity (sts:GetCallerIdentity) with {via}: {detail}")]
+    Call { via: String, detail: String },
     #[error(
         "the credentials for account {expected} belong to account {actual} ({arn})\n  fix the keys, profile or role of this entry in the accounts file"
     )]
@@ -208,12 +222,16 @@ pub enum IdentityError {
 pub async fn verify_identity(
     sts: &aws_sdk_sts::Client,
     expected: &AccountId,
+    via: &CredentialSource,
 ) -> Result<String, IdentityError> {
     let identity = sts
         .get_caller_identity()
         .send()
         .await
-        .map_err(|err| IdentityError::Call(error_message(&err)))?;
+        .map_err(|err| IdentityError::Call {
+            via: via.to_string(),
+            detail: error_message(&err),
+        })?;
     let actual = identity.account().unwrap_or_default();
     let arn = identity.arn().unwrap_or_default().to_string();
     if actual != expected.as_str() {

@@ -360,8 +360,9 @@ async fn wait_for_signal() {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn,aws_config=error,aws_smithy_runtime=error",
-        1 => "warn,mvl_monitor=debug,aws_config=error,aws_smithy_runtime=error",
+        // The SDK's own warnings (e.g. a missing ~/.aws/config) are noise for most runs.
+        0 => "mvl_monitor=warn",
+        1 => "mvl_monitor=debug",
         _ => "info,mvl_monitor=debug,aws_config=debug,aws_smithy_runtime=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MVL_MONITOR_LOG")

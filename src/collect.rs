@@ -175,7 +175,8 @@ async fn locate(
     report: &mut AccountReport,
 ) -> Result<AccountClients, AccountFailure> {
     let clients = clients.await;
-    report.identity = Some(aws::verify_identity(&clients.sts, &account.id).await?);
+    report.identity =
+        Some(aws::verify_identity(&clients.sts, &account.id, &account.credentials).await?);
     let log_group = match &account.log_group {
         Some(group) => group.clone(),
         None => {

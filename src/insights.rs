@@ -242,7 +242,7 @@ async fn stop_query(client: &LogsClient, query_id: &str) {
 
 fn start_error<R>(log_group: &str, err: SdkError<StartQueryError, R>) -> QueryError
 where
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     if let SdkError::ServiceError(service) = &err
         && let StartQueryError::ResourceNotFoundException(e) = service.err()

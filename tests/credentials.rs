@@ -374,3 +374,51 @@ fn sigint_stops_running_queries_and_leaves_no_files() {
 fn sigterm_stops_running_queries_and_leaves_no_files() {
     interrupt_during_a_slow_query("-TERM");
 }
+
+#[test]
+fn a_role_assumed_from_a_named_profile() {
+    let bed = TestBed::start(&[]);
+    let (seed, _) = seeded(&bed, "1");
+    let config = bed.dir.path().join("aws-config");
+    write_private(
+        &config,
+        "[profile base]\naws_access_key_id = AKIDBASEEXAMPLE\naws_secret_access_key = base-secret-EXAMPLE\n",
+    );
+    let file = bed.dir.path().join("accounts.yaml");
+    write_private(
+        &file,
+        "- Account ID: '100000000001'\n  role_arn: arn:aws:iam::100000000001:role/mvl-reader\n  profile: base\n",
+    );
+    let out = bed.dir.path().join("out");
+    let before = bed.requests("sts:AssumeRole");
+    // No credentials in the environment: the role can only be assumed with the profile's keys.
+    let output = run(collect(&bed, &file, &out, &["--no-plot"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_CONFIG_FILE", &config));
+    assert_exit(&output, 0);
+    assert_eq!(bed.requests("sts:AssumeRole"), before + 1);
+    assert_csv_matches(
+        &only_file(&out, "csv"),
+        &ground_truth_where(&seed, |a| a == "100000000001"),
+    );
+
+    // The same entry with an unknown profile fails that account with the provider's reason.
+    write_private(
+        &file,
+        "- Account ID: '100000000001'\n  role_arn: arn:aws:iam::100000000001:role/mvl-reader\n  profile: missing\n",
+    );
+    let output = run(
+        collect(&bed, &file, &bed.dir.path().join("out2"), &["--no-plot"])
+            .env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY")
+            .env("AWS_CONFIG_FILE", &config),
+    );
+    assert_exit(&output, 1);
+    let (_, stderr) = text(&output);
+    assert!(
+        stderr.contains("Account 100000000001 failed: Failed to verify identity"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("missing"), "{stderr}");
+}
