@@ -240,7 +240,7 @@ impl Config {
                 span,
                 max_accounts: args.max_workers,
                 max_queries_per_account: 4,
-                result_slots: 16,
+                result_slots: 8,
                 poll: PollPolicy::default(),
             },
             out_dir: PathBuf::from("."),
@@ -447,7 +447,7 @@ async fn collect_command(config: Config, cancel: CancellationToken) -> Result<u8
                 a.county
                     .as_bytes()
                     .cmp(b.county.as_bytes())
-                    .then(a.window.start.cmp(&b.window.start))
+                    .then(a.window.start().cmp(&b.window.start()))
             });
             (report.account.as_str(), rows)
         })
@@ -462,7 +462,7 @@ async fn collect_command(config: Config, cancel: CancellationToken) -> Result<u8
                 rows.iter().map(move |row| CsvRow {
                     account,
                     county: &row.county,
-                    window_end: row.window.end,
+                    window_end: row.window.end(),
                     value: row.value,
                 })
             }),
@@ -507,7 +507,7 @@ fn to_series(sorted: &mut Vec<(&str, Vec<&crate::insights::MetricRow>)>) -> Vec<
                 });
             }
             if let Some(last) = series.last_mut() {
-                last.points.push((row.window.end.as_second(), row.value));
+                last.points.push((row.window.end().as_second(), row.value));
             }
         }
     }

@@ -275,7 +275,7 @@ async fn query_whole_span(
 pub fn parts_for_full_result(span: &Span, outcome: &QueryOutcome) -> u64 {
     let mut per_window: HashMap<jiff::Timestamp, u64> = HashMap::new();
     for row in &outcome.rows {
-        *per_window.entry(row.window.start).or_default() += 1;
+        *per_window.entry(row.window.start()).or_default() += 1;
     }
     let counties = per_window.values().copied().max().unwrap_or(1).max(1);
     let budget = (u64::try_from(MAX_QUERY_ROWS).unwrap_or(10_000) * 19 / 20).max(1);
@@ -355,7 +355,7 @@ mod tests {
                 }
                 out.rows.push(MetricRow {
                     county: name.clone(),
-                    window: Window { start, end },
+                    window: Window::new(start, Granularity::from_minutes(60).unwrap()),
                     value: 0.9,
                 });
             }

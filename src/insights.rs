@@ -397,12 +397,12 @@ mod tests {
         assert_eq!(outcome.rows.len(), 2);
         assert_eq!(&*outcome.rows[0].county, "Palm Beach");
         assert_eq!(
-            outcome.rows[0].window.end,
+            outcome.rows[0].window.end(),
             "2026-12-02T15:00:00Z".parse::<Timestamp>().unwrap()
         );
         assert_eq!(outcome.rows[0].value, 0.9312);
         assert_eq!(
-            outcome.rows[1].window.end,
+            outcome.rows[1].window.end(),
             "2026-12-02T16:00:00Z".parse::<Timestamp>().unwrap()
         );
         // The two rows share one allocation for the county name.

@@ -294,7 +294,7 @@ fn plain_rows(report: &AccountReport) -> Vec<(String, String, f64)> {
     };
     data.rows
         .iter()
-        .map(|r| (r.county.to_string(), r.window.end.to_string(), r.value))
+        .map(|r| (r.county.to_string(), r.window.end().to_string(), r.value))
         .collect()
 }
 
@@ -492,7 +492,7 @@ async fn the_sample_get_query_results_body_is_parsed_into_rows() {
     assert!(
         data.rows
             .iter()
-            .all(|r| r.window.end - r.window.start == jiff::SignedDuration::from_hours(1))
+            .all(|r| r.window.end() - r.window.start() == jiff::SignedDuration::from_hours(1))
     );
     assert_eq!(get.num_calls(), 1);
 }
@@ -862,17 +862,20 @@ async fn a_full_result_is_split_and_every_row_arrives_exactly_once() {
     let mut seen = HashSet::new();
     for r in &data.rows {
         assert!(
-            seen.insert((r.county.to_string(), r.window.start)),
+            seen.insert((r.county.to_string(), r.window.start())),
             "row {} {} arrived twice",
             r.county,
-            r.window.start
+            r.window.start()
         );
-        assert_eq!(r.window.end.as_second() - r.window.start.as_second(), 3600);
-        let w = (r.window.start.as_second() - span.start.as_second()) / 3600;
+        assert_eq!(
+            r.window.end().as_second() - r.window.start().as_second(),
+            3600
+        );
+        let w = (r.window.start().as_second() - span.start.as_second()) / 3600;
         assert!(
             (0..288).contains(&w),
             "window {} outside the span",
-            r.window.start
+            r.window.start()
         );
         let c: usize = r.county.trim_start_matches("County ").parse().unwrap();
         assert_eq!(r.value, truth(c, w), "value of {} in window {w}", r.county);
