@@ -19,7 +19,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
-use crate::output::{OutputError, write_atomically};
+use crate::output::{Existing, OutputError, write_atomically};
 
 /// 16 x 8 inches at 300 DPI.
 pub const DPI: u32 = 300;
@@ -80,9 +80,14 @@ fn register_fonts() {
 }
 
 /// Renders `series` and writes the PNG atomically to `path`.
-pub fn write_png(path: &Path, series: &[Series], title: &str) -> Result<(), ChartError> {
+pub fn write_png(
+    path: &Path,
+    existing: Existing,
+    series: &[Series],
+    title: &str,
+) -> Result<(), ChartError> {
     let pixels = render(series, title)?;
-    write_atomically(path, |out| encode_png(out, &pixels))?;
+    write_atomically(path, existing, |out| encode_png(out, &pixels))?;
     Ok(())
 }
 
@@ -474,7 +479,7 @@ mod tests {
     fn png_of(series: &[Series]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.png");
-        write_png(&path, series, "MVL completeness").unwrap();
+        write_png(&path, Existing::Keep, series, "MVL completeness").unwrap();
         std::fs::read(path).unwrap()
     }
 

@@ -21,7 +21,7 @@ use crate::collect::{self, AccountFailure, AccountReport, CollectOptions};
 use crate::console::{Console, human_bytes};
 use crate::csv_file::{self, CsvError, CsvRow};
 use crate::insights::{MetricRow, PollPolicy};
-use crate::output::{self, OutputError};
+use crate::output::{self, Existing, OutputError};
 use crate::window::{Granularity, Span, WindowError, format_utc};
 
 /// Exit codes, as documented in README.md and `--help`.
@@ -460,7 +460,7 @@ async fn collect_command(config: Config, cancel: CancellationToken) -> Result<u8
 
     let stem = output::output_stem(&config.out_dir, config.run_time);
     let csv_path = stem.with_extension("csv");
-    output::write_atomically(&csv_path, |out| {
+    output::write_atomically(&csv_path, Existing::Keep, |out| {
         csv_file::write_rows(
             out,
             sorted.iter().flat_map(|(account, rows)| {
@@ -485,7 +485,7 @@ async fn collect_command(config: Config, cancel: CancellationToken) -> Result<u8
             format_utc(span.end),
             span.granularity
         );
-        chart::write_png(&png_path, &series, &title)?;
+        chart::write_png(&png_path, Existing::Keep, &series, &title)?;
         console.info(&format!("Visualization saved to {}", png_path.display()));
     }
     print_summary(&console, &reports, started);
@@ -646,13 +646,7 @@ fn plot(args: PlotArgs) -> Result<u8, RunError> {
             output.display()
         )));
     }
-    if output.exists() {
-        std::fs::remove_file(&output).map_err(|source| OutputError::Write {
-            path: output.clone(),
-            source,
-        })?;
-    }
-    chart::write_png(&output, &series, &args.title)?;
+    chart::write_png(&output, Existing::Replace, &series, &args.title)?;
     println!("Visualization saved to {}", output.display());
     Ok(exit::OK)
 }

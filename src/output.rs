@@ -42,9 +42,18 @@ pub fn ensure_dir(dir: &Path) -> Result<(), OutputError> {
     })
 }
 
+/// Whether an existing file at the destination may be replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Existing {
+    /// Leave it and fail: `collect` never overwrites an earlier run's results.
+    Keep,
+    /// Replace it atomically: `plot -o PNG` writes where it was told.
+    Replace,
+}
+
 /// Writes `path` atomically: `write` fills a buffered temporary file, which is renamed to `path` only
-/// when everything was written and synced. An existing `path` is never overwritten.
-pub fn write_atomically<F>(path: &Path, write: F) -> Result<(), OutputError>
+/// when everything was written and synced.
+pub fn write_atomically<F>(path: &Path, existing: Existing, write: F) -> Result<(), OutputError>
 where
     F: FnOnce(&mut BufWriter<File>) -> io::Result<()>,
 {
@@ -72,7 +81,11 @@ where
     let file = writer.into_inner().map_err(|e| fail(e.into_error()))?;
     file.sync_all().map_err(fail)?;
     drop(file);
-    temp_path.persist_noclobber(path).map_err(|e| {
+    let persisted = match existing {
+        Existing::Keep => temp_path.persist_noclobber(path),
+        Existing::Replace => temp_path.persist(path),
+    };
+    persisted.map_err(|e| {
         if e.error.kind() == io::ErrorKind::AlreadyExists {
             OutputError::Exists {
                 path: path.to_path_buf(),
@@ -100,7 +113,7 @@ mod tests {
     fn a_failed_write_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.csv");
-        let err = write_atomically(&path, |w| {
+        let err = write_atomically(&path, Existing::Keep, |w| {
             w.write_all(b"half")?;
             Err(io::Error::other("disk full"))
         })
@@ -110,14 +123,16 @@ mod tests {
     }
 
     #[test]
-    fn writes_and_never_overwrites() {
+    fn keeps_or_replaces_an_existing_file_as_asked() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.csv");
-        write_atomically(&path, |w| w.write_all(b"one")).unwrap();
+        write_atomically(&path, Existing::Keep, |w| w.write_all(b"one")).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
-        let err = write_atomically(&path, |w| w.write_all(b"two")).unwrap_err();
+        let err = write_atomically(&path, Existing::Keep, |w| w.write_all(b"two")).unwrap_err();
         assert!(matches!(err, OutputError::Exists { .. }), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        write_atomically(&path, Existing::Replace, |w| w.write_all(b"three")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"three");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -141,6 +141,11 @@ fn plot_renders_a_csv_and_rejects_a_bad_one() {
     let (w, h, dpi) = png_info(&png);
     assert_eq!((w, h), (4800, 2400));
     assert!((dpi - 300.0).abs() < 0.01);
+    // Plotting again replaces the PNG it was told to write (collect, by contrast, never overwrites).
+    std::fs::write(&png, b"stale").unwrap();
+    let output = run(&mut mvl(&["plot", csv.to_str().unwrap()]));
+    assert_exit(&output, 0);
+    assert_eq!(png_info(&png).0, 4800);
 
     std::fs::write(
         &csv,
