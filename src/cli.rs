@@ -289,31 +289,34 @@ where
 
 fn run(cli: Cli) -> Result<u8, RunError> {
     let now = Timestamp::now();
-    match cli.command {
-        Some(Command::Plot(args)) => plot(args),
-        Some(Command::Check(args)) => {
+    match cli.command() {
+        Command::Plot(args) => plot(args),
+        Command::Check(args) => {
             let span = Span::ending_at(now, 1, Granularity::from_minutes(60)?)?;
             let config = Config::from_common(args, span, now)?;
-            with_runtime(&config, |cancel| check(config.clone(), cancel))
+            with_runtime(config.verbose, |cancel| check(config, cancel))
         }
-        Some(Command::Collect(args)) => {
+        Command::Collect(args) => {
             let config = Config::from_collect(args, now)?;
-            with_runtime(&config, |cancel| collect_command(config.clone(), cancel))
-        }
-        None => {
-            let config = Config::from_collect(cli.collect, now)?;
-            with_runtime(&config, |cancel| collect_command(config.clone(), cancel))
+            with_runtime(config.verbose, |cancel| collect_command(config, cancel))
         }
     }
 }
 
+impl Cli {
+    /// The command to run: a bare `mvl-monitor` is `collect` with the top-level flags.
+    fn command(self) -> Command {
+        self.command.unwrap_or(Command::Collect(self.collect))
+    }
+}
+
 /// Sets up logging, the runtime and signal handling, then runs `body`.
-fn with_runtime<F, Fut>(config: &Config, body: F) -> Result<u8, RunError>
+fn with_runtime<F, Fut>(verbose: u8, body: F) -> Result<u8, RunError>
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: std::future::Future<Output = Result<u8, RunError>>,
 {
-    init_logging(config.verbose);
+    init_logging(verbose);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -654,9 +657,8 @@ fn plot(args: PlotArgs) -> Result<u8, RunError> {
 /// For tests: parses flags into a [`Config`] as `collect` would.
 pub fn collect_config_from_args(args: &[&str], now: Timestamp) -> Result<Config, RunError> {
     let cli = Cli::try_parse_from(args).map_err(|e| RunError::Usage(e.to_string()))?;
-    match cli.command {
-        Some(Command::Collect(args)) => Config::from_collect(args, now),
-        None => Config::from_collect(cli.collect, now),
+    match cli.command() {
+        Command::Collect(args) => Config::from_collect(args, now),
         _ => Err(RunError::Usage("not a collect command".into())),
     }
 }

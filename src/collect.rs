@@ -66,14 +66,26 @@ pub enum AccountFailure {
     Cancelled,
 }
 
-/// What happened in one account.
+/// What happened in one account: its rows for `collect`, nothing more for `check`.
 #[derive(Debug)]
-pub struct AccountReport {
+pub struct AccountReport<T = AccountData> {
     pub account: AccountId,
     /// The caller ARN that STS confirmed.
     pub identity: Option<String>,
     pub log_group: Option<String>,
-    pub result: Result<AccountData, AccountFailure>,
+    pub result: Result<T, AccountFailure>,
+}
+
+impl<T> AccountReport<T> {
+    /// A report that nothing has happened to yet; left as is, it reads as cancelled.
+    fn new(account: &Account) -> AccountReport<T> {
+        AccountReport {
+            account: account.id.clone(),
+            identity: None,
+            log_group: None,
+            result: Err(AccountFailure::Cancelled),
+        }
+    }
 }
 
 /// Hooks for the console; called from the collecting tasks as things happen.
@@ -144,12 +156,7 @@ async fn collect_account(
     cancel: &CancellationToken,
     clients: impl Future<Output = AccountClients>,
 ) -> AccountReport {
-    let mut report = AccountReport {
-        account: account.id.clone(),
-        identity: None,
-        log_group: None,
-        result: Err(AccountFailure::Cancelled),
-    };
+    let mut report = AccountReport::new(account);
     let located = cancel
         .run_until_cancelled(locate(clients, account, options, &mut report))
         .await;
@@ -170,11 +177,11 @@ async fn collect_account(
 /// Identity and log group. The stack is read while the identity is checked (a read-only call, and
 /// one round trip less per account); its answer is used only once the identity is confirmed, and no
 /// query is started before. Fills `report` as it learns things, so a failure still shows them.
-async fn locate(
+async fn locate<T>(
     clients: impl Future<Output = AccountClients>,
     account: &Account,
     options: &CollectOptions,
-    report: &mut AccountReport,
+    report: &mut AccountReport<T>,
 ) -> Result<AccountClients, AccountFailure> {
     let clients = clients.await;
     let identity = aws::verify_identity(&clients.sts, &account.id, &account.credentials);
@@ -288,30 +295,16 @@ pub fn parts_for_full_result(span: &Span, outcome: &QueryOutcome) -> u64 {
     span.window_count().div_ceil(windows_per_part).max(2)
 }
 
-/// The result of `mvl-monitor check` for one account.
-#[derive(Debug)]
-pub struct CheckReport {
-    pub account: AccountId,
-    pub identity: Option<String>,
-    pub log_group: Option<String>,
-    pub result: Result<(), AccountFailure>,
-}
-
 /// Verifies every account without querying: identity, stack and output, log group.
 pub async fn check(
     base: &SdkConfig,
     accounts: &[Account],
     options: &CollectOptions,
     cancel: &CancellationToken,
-) -> Vec<CheckReport> {
+) -> Vec<AccountReport<()>> {
     futures::stream::iter(accounts)
         .map(|account| async move {
-            let mut report = AccountReport {
-                account: account.id.clone(),
-                identity: None,
-                log_group: None,
-                result: Err(AccountFailure::Cancelled),
-            };
+            let mut report = AccountReport::new(account);
             let checked = cancel
                 .run_until_cancelled(async {
                     let clients = aws::account_clients(base, account);
@@ -322,12 +315,8 @@ pub async fn check(
                 })
                 .await
                 .unwrap_or(Err(AccountFailure::Cancelled));
-            CheckReport {
-                account: report.account,
-                identity: report.identity,
-                log_group: report.log_group,
-                result: checked,
-            }
+            report.result = checked;
+            report
         })
         .buffered(options.max_accounts.max(1))
         .collect()

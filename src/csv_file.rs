@@ -33,14 +33,9 @@ pub fn write_rows<'a, W: Write>(
     let mut writer = csv::Writer::from_writer(out);
     writer.write_record(HEADER).map_err(io::Error::other)?;
     let mut count = 0;
-    let mut value = String::new();
-    let mut time = String::new();
     for row in rows {
-        value.clear();
-        time.clear();
-        use std::fmt::Write as _;
-        let _ = write!(value, "{}", four_decimals(row.value));
-        time.push_str(&format_utc(row.window_end));
+        let time = format_utc(row.window_end);
+        let value = four_decimals(row.value);
         writer
             .write_record([row.account, row.county, time.as_str(), value.as_str()])
             .map_err(io::Error::other)?;

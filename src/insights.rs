@@ -7,7 +7,7 @@
 //! [`MetricRow`]s. Splitting a range whose result is full is the caller's job ([`crate::collect`]):
 //! this module only reports that a result was full.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -271,7 +271,7 @@ pub fn parse_results(results: &[Vec<ResultField>], span: &Span) -> Result<QueryO
         ..QueryOutcome::default()
     };
     // County names repeat in every window: share one allocation per name.
-    let mut counties: HashMap<String, Arc<str>> = HashMap::new();
+    let mut counties: HashSet<Arc<str>> = HashSet::new();
     for row in results {
         let mut county = None;
         let mut bin = None;
@@ -305,7 +305,7 @@ pub fn parse_results(results: &[Vec<ResultField>], span: &Span) -> Result<QueryO
             Some(shared) => shared.clone(),
             None => {
                 let shared: Arc<str> = Arc::from(county);
-                counties.insert(county.to_string(), shared.clone());
+                counties.insert(shared.clone());
                 shared
             }
         };

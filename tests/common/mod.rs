@@ -355,20 +355,16 @@ pub fn png_info(path: &Path) -> (u32, u32, f64) {
 /// A recent hour boundary as RFC 3339: the end of the seeded range (logs older than 14 days or in
 /// the future cannot be ingested, so the bed works relative to now).
 pub fn recent_end() -> String {
-    let now = jiff::Timestamp::now().as_second();
-    let hour = now - now.rem_euclid(3600);
-    jiff::Timestamp::from_second(hour)
-        .expect("time")
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    recent_boundary(3600)
 }
 
 /// Same, at a day boundary.
 pub fn recent_midnight() -> String {
+    recent_boundary(86_400)
+}
+
+fn recent_boundary(every_seconds: i64) -> String {
     let now = jiff::Timestamp::now().as_second();
-    let day = now - now.rem_euclid(86_400);
-    jiff::Timestamp::from_second(day)
-        .expect("time")
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    let boundary = jiff::Timestamp::from_second(now - now.rem_euclid(every_seconds)).expect("time");
+    mvl_monitor::window::format_utc(boundary)
 }
